@@ -1,0 +1,1 @@
+"""Subcommands of `greenroom`; each module exposes `register(subparsers)`."""
