@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 __all__ = [
     "Action",
     "AdminSettings",
+    "AuditSettings",
     "Capability",
     "Consent",
     "ConfidentialTerm",
@@ -401,6 +402,24 @@ class AdminSettings(Model):
     port: int = Field(9090, ge=0, le=65535, description="admin listener port; 0 disables it")
 
 
+class AuditSettings(Model):
+    """Where audit events are stored and how their integrity is proven."""
+
+    store: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="`sqlite` (a file in the data dir) or `postgres` (set `dsn`)"
+    )
+    dsn: str | None = Field(
+        None, description="PostgreSQL connection string (postgresql://user@host:5432/db); env GREENROOM_AUDIT_DSN wins"
+    )
+    checkpoint_every: int = Field(100, ge=1, description="sign a checkpoint after this many events")
+    checkpoint_seconds: float = Field(30.0, gt=0, description="and at least this often while events arrive")
+    checkpoint_dir: str | None = Field(
+        None,
+        description="second location for exported checkpoints (default: <data-dir>/checkpoints); "
+        "put it where the database administrator cannot rewrite it",
+    )
+
+
 class GatewaySettings(Model):
     """Gateway-wide settings (`gateway.yaml`); command-line flags override them."""
 
@@ -415,6 +434,7 @@ class GatewaySettings(Model):
     review_url: str = Field(
         "http://127.0.0.1:8700", description="base URL of the review UI, linked from block messages"
     )
+    audit: AuditSettings = Field(default_factory=AuditSettings, description="audit store and integrity")
     auth_cache_seconds: int = Field(
         300, ge=0, le=86400, description="how long a verified proxy credential is trusted without re-hashing"
     )
