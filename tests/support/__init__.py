@@ -1,0 +1,1 @@
+"""Test support: a throwaway PKI, a fake AI provider over TLS, and a gateway subprocess helper."""
