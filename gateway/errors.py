@@ -7,7 +7,13 @@
      │    ├── TooDeepError         raised when nesting (JSON, archives) exceeds a configured limit
      │    └── UninspectableError   raised when content cannot be decoded (bad or unknown encoding, bad JSON)
      ├── AuthError                 raised when credentials are malformed (wrong ones are a result, not an error)
-     └── CertificateError          raised when the interception CA cannot be created or read
+     ├── CertificateError          raised when the interception CA cannot be created or read
+     ├── AuditError                raised when the audit store cannot be opened, written or read
+     │    ├── DuplicateEntryError  raised when an entry collides with a stored one (same replica sequence or event id)
+     │    └── IntegrityError       raised when verification finds the audit trail altered, removed or forged
+     └── VaultError                raised when a capture cannot be sealed or opened, or a key cannot be used
+          ├── KeyShreddedError     raised when a capture's production key was destroyed (shredded or rotated away)
+          └── DecryptionError      raised when a capture fails authentication: wrong key, altered bytes, wrong event
 
 A policy violation is never an exception: it is a returned `Decision`.
 """
@@ -15,14 +21,20 @@ A policy violation is never an exception: it is a returned `Decision`.
 from __future__ import annotations
 
 __all__ = [
+    "AuditError",
     "AuthError",
     "CertificateError",
     "ConfigError",
+    "DecryptionError",
+    "DuplicateEntryError",
     "GreenroomError",
     "InspectionError",
+    "IntegrityError",
+    "KeyShreddedError",
     "TooDeepError",
     "TooLargeError",
     "UninspectableError",
+    "VaultError",
 ]
 
 
@@ -75,3 +87,31 @@ class AuthError(GreenroomError):
 
 class CertificateError(GreenroomError):
     """Raised when the interception CA cannot be created or read."""
+
+
+class AuditError(GreenroomError):
+    """Raised when the audit store cannot be opened, written or read (the request must then be stopped)."""
+
+
+class DuplicateEntryError(AuditError):
+    """Raised when an entry collides with a stored one (same replica and sequence number, or event id)."""
+
+
+class IntegrityError(AuditError):
+    """Raised when verification finds the audit trail altered, removed or forged; `problems` lists what."""
+
+    def __init__(self, message: str, problems: tuple[object, ...] = ()) -> None:
+        self.problems = problems
+        super().__init__(message)
+
+
+class VaultError(GreenroomError):
+    """Raised when a capture cannot be sealed or opened, or a key cannot be created or used."""
+
+
+class KeyShreddedError(VaultError):
+    """Raised when a capture's production key was destroyed (shredded, or an old version after rotation)."""
+
+
+class DecryptionError(VaultError):
+    """Raised when a capture fails authentication: wrong key, altered bytes, or moved to another event."""

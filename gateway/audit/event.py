@@ -89,12 +89,20 @@ class Outcome:
     streamed: bool
     error: str = ""
     """a short, content-free description (`client disconnected`, `upstream unreachable`)."""
+    input_tokens: int | None = None
+    """token counts, where the provider reports them."""
+    output_tokens: int | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "status": self.status,
             "duration_ms": round(self.duration_ms, 3),
             "response_bytes": self.response_bytes,
             "streamed": self.streamed,
             "error": self.error,
         }
+        if self.input_tokens is not None:
+            out["input_tokens"] = self.input_tokens
+        if self.output_tokens is not None:
+            out["output_tokens"] = self.output_tokens
+        return out

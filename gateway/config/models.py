@@ -392,6 +392,12 @@ class Limits(Model):
         64 * 1024 * 1024, ge=1024, description="largest body after Content-Encoding decoding"
     )
     max_json_depth: int = Field(64, ge=4, le=1000, description="deepest JSON nesting inspected")
+    max_buffered_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="largest body the proxy buffers at all (chunked requests, non-streamed answers); past it "
+        "the connection is refused",
+    )
     inline_inspect_bytes: int = Field(
         64 * 1024, ge=0, description="bodies up to this size are inspected on the event loop; larger in a worker"
     )

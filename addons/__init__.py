@@ -1,0 +1,1 @@
+"""mitmproxy addons: thin glue from proxy hooks to the pure core in `gateway/`."""

@@ -1,0 +1,470 @@
+"""The Greenroom addon: thin glue from mitmproxy hooks to the pure core in `gateway/`.
+
+    http_connect      authenticate the CONNECT (407 otherwise); remember the principal per connection
+    tls_clienthello   hosts outside the tool catalog are tunnelled, never decrypted
+    requestheaders    identify, classify, refuse unapproved tools before reading the body
+    request           inspect the whole body off the event loop, rewrite, decide, record, forward or refuse
+    responseheaders   stream SSE and chunked answers through unbuffered
+    response / error  record how the exchange ended
+
+Every hook is wrapped by `fail_closed`: an exception blocks the request instead of letting it pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+import structlog
+from mitmproxy import connection, http, tls
+from mitmproxy.proxy.mode_specs import ReverseMode
+
+from addons.failclosed import fail_closed
+from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
+from gateway.config.models import Action, ErrorFormat, Production
+from gateway.decision import Decision, Reason, RewriteRecord, combine
+from gateway.identity import Principal, parse_basic
+from gateway.inspection import HttpRequest, Inspection, inspect_request
+from gateway.metrics import Metrics
+from gateway.policy import access_reasons, next_step
+from gateway.refusal import Refusal, proxy_auth_required, render_refusal
+from gateway.runtime import Generation, Runtime
+from gateway.tools.catalog import Classification, normalize_path
+
+__all__ = ["FlowContext", "Greenroom"]
+
+log = structlog.get_logger("greenroom.addon")
+
+KEY = "greenroom"
+TOKEN_HEADER = "X-Greenroom-Token"
+AUTH_HEADER = "X-Greenroom-Authorization"
+PRODUCTION_HEADER = "X-Greenroom-Production"
+_OUR_HEADERS = (TOKEN_HEADER, AUTH_HEADER, PRODUCTION_HEADER, "Proxy-Authorization")
+FAULT_ENV = "GREENROOM_TEST_FAULT"
+
+
+@dataclass(slots=True)
+class FlowContext:
+    """Per-flow state of an AI request (mutable: it follows the flow through its hooks)."""
+
+    event_id: str
+    started: float
+    generation: Generation
+    principal: Principal | None = None
+    classification: Classification | None = None
+    production: Production | None = None
+    mode: str = "proxy"
+    access: list[Reason] = field(default_factory=list)
+    event: AuditEvent | None = None
+    streamed: bool = False
+    streamed_bytes: int = 0
+    completed: bool = False
+
+
+class Greenroom:
+    """Policy enforcement for AI traffic."""
+
+    def __init__(self, runtime: Runtime, sink: AuditSink | None = None, metrics: Metrics | None = None) -> None:
+        self.runtime = runtime
+        self.sink: AuditSink = sink or LogSink()
+        self.metrics = metrics or Metrics()
+        self.fault = os.environ.get(FAULT_ENV, "")
+        self.draining = False
+        self.inflight: set[str] = set()
+        self._principals: MutableMapping[connection.Client, Principal] = weakref.WeakKeyDictionary()
+
+    # --- mitmproxy hooks ----------------------------------------------------------------------------
+
+    @fail_closed
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        self._maybe_fault("http_connect")
+        gen = self.runtime.current
+        principal = await self._proxy_principal(flow, gen)
+        if principal is None:
+            self._respond(flow, proxy_auth_required())
+            self.metrics.inc("greenroom_auth_failures_total", "proxy credentials missing or wrong")
+            log.info("proxy_auth_required", client=_client_ip(flow))
+            return
+        self._principals[flow.client_conn] = principal
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Only AI tool hosts are decrypted; everything else is tunnelled untouched."""
+        try:
+            if isinstance(data.context.client.proxy_mode, ReverseMode):
+                return
+            host = data.client_hello.sni or (data.context.server.address or ("",))[0]
+            if not self.runtime.current.catalog.is_ai_host(str(host)):
+                data.ignore_connection = True
+        except Exception as exc:  # noqa: BLE001 - undecidable → intercept (and so inspect): fail closed
+            log.error("tls_clienthello_failed", error=type(exc).__name__)
+
+    @fail_closed
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        gen = self.runtime.current
+        reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
+        if not reverse and not gen.catalog.is_ai_host(flow.request.host):
+            await self._plain_request(flow, gen)
+            return
+        context = FlowContext(new_event_id(), time.perf_counter(), gen, mode="reverse" if reverse else "proxy")
+        flow.metadata[KEY] = context
+        self.inflight.add(flow.id)
+        self._maybe_fault("requestheaders")
+        if reverse and not self._route_reverse(flow, gen, context):
+            return
+        principal = await (self._reverse_principal(flow, gen) if reverse else self._tunnel_principal(flow, gen))
+        for name in _OUR_HEADERS:
+            flow.request.headers.pop(name, None)
+        if principal is None:
+            if reverse:
+                self._refuse(flow, context, [Reason("identity.unauthenticated", Action.BLOCK,
+                                                    "no valid Greenroom token was sent")], status=401)
+            else:
+                self._respond(flow, proxy_auth_required())
+            return
+        context.principal = principal
+        context.classification = gen.catalog.classify(flow.request.host, flow.request.method, flow.request.path)
+        context.production = gen.productions.get(principal.production or "")
+        if context.classification is None:  # reverse mode routed to a host the catalog no longer lists
+            self._refuse(flow, context, [Reason("tool.unknown", Action.BLOCK, "not an AI tool in the catalog")])
+            return
+        if self.draining:
+            self._refuse(flow, context, [Reason("gateway.draining", Action.BLOCK, "the gateway is shutting down")],
+                         status=503)
+            return
+        context.access = access_reasons(principal, context.production, context.classification,
+                                        flow.request.method)
+        early = combine(context.access)
+        if early.stops:
+            self._refuse(flow, context, list(early.reasons))
+            return
+        limit = gen.config.settings.limits.max_body_bytes
+        declared = _content_length(flow.request.headers.get("content-length"))
+        if declared is not None and declared > limit:
+            reason = Reason("content.too_large", Action.BLOCK,
+                            f"request body of {declared} bytes exceeds the {limit}-byte limit", location="body")
+            self._refuse(flow, context, [*context.access, reason], status=413)
+
+    @fail_closed
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None:
+            return
+        self._maybe_fault("request")
+        if flow.request.stream or flow.request.raw_content is None:
+            self._refuse(flow, context, [Reason("content.uninspectable", Action.BLOCK,
+                                                "the body was streamed and could not be inspected")])
+            return
+        assert context.classification is not None and context.production is not None
+        inspection = await self._inspect(flow, context)
+        decision = inspection.decision
+        if decision.stops:
+            status = 413 if "content.too_large" in decision.rules else 403
+            self._refuse(flow, context, list(decision.reasons), status=status, inspection=inspection)
+            return
+        event = self._event(flow, context, decision, inspection.rewrites, inspection.elapsed_ms)
+        await self._record(event)
+        context.event = event
+        _apply(flow, inspection)
+        self.metrics.observe_ms("greenroom_inspect_ms", "time to inspect a request body", inspection.elapsed_ms,
+                                tool=context.classification.tool.id)
+
+    @fail_closed
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None or flow.response is None:
+            return
+        self._maybe_fault("responseheaders")
+        if _should_stream(flow.response):
+            context.streamed = True
+            flow.response.stream = _counting_stream(flow, context)
+
+    @fail_closed
+    def response(self, flow: http.HTTPFlow) -> None:
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None:
+            return
+        self._maybe_fault("response")
+        status = flow.response.status_code if flow.response else None
+        size = context.streamed_bytes if context.streamed else len(flow.response.raw_content or b"") \
+            if flow.response else 0
+        self._complete(flow, context, Outcome(status, _ms_since(context.started), size, context.streamed))
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None:
+            return
+        try:
+            message = (flow.error.msg if flow.error else "error")[:120]
+            status = flow.response.status_code if flow.response else None
+            outcome = Outcome(status, _ms_since(context.started), context.streamed_bytes, context.streamed, message)
+            self._complete(flow, context, outcome)
+        except Exception as exc:  # noqa: BLE001 - nothing to forward any more; keep the record attempt visible
+            log.error("error_hook_failed", error=type(exc).__name__, event_id=context.event_id)
+
+    # --- failure path -------------------------------------------------------------------------------
+
+    def on_hook_error(self, flow: http.HTTPFlow, hook: str, exc: Exception) -> None:
+        """Called by fail_closed: block the flow with `gateway.error`, record it, or kill it."""
+        self.metrics.inc("greenroom_hook_errors_total", "exceptions caught in hooks (blocked)", hook=hook)
+        if not isinstance(flow, http.HTTPFlow):
+            return
+        if hook in ("responseheaders",):
+            flow.kill()
+            return
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None:
+            context = FlowContext(new_event_id(), time.perf_counter(), self.runtime.current)
+            flow.metadata[KEY] = context
+            self.inflight.add(flow.id)
+        if hook == "response" and context.streamed:
+            flow.kill()
+            return
+        reason = Reason("gateway.error", Action.BLOCK,
+                        f"Greenroom could not finish checking this request ({type(exc).__name__} in {hook})")
+        if hook == "http_connect":
+            self._respond(flow, _plain_503(context.event_id))
+            return
+        self._refuse(flow, context, [reason], record_failure_ok=True)
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def _maybe_fault(self, hook: str) -> None:
+        if self.fault == hook:
+            raise RuntimeError(f"injected fault in {hook} ({FAULT_ENV})")
+
+    async def _proxy_principal(self, flow: http.HTTPFlow, gen: Generation) -> Principal | None:
+        credential = parse_basic(flow.request.headers.get("Proxy-Authorization"))
+        client = _client_ip(flow)
+        if credential is not None:
+            user = await gen.authenticator.authenticate(credential)
+            if user is not None:
+                return gen.authenticator.principal(user, client, credential.production, "proxy_auth")
+            return None
+        return gen.authenticator.network_principal(client)
+
+    async def _tunnel_principal(self, flow: http.HTTPFlow, gen: Generation) -> Principal | None:
+        principal = self._principals.get(flow.client_conn)
+        if principal is not None:
+            return principal
+        return await self._proxy_principal(flow, gen)  # plain-HTTP proxying: credentials on each request
+
+    async def _reverse_principal(self, flow: http.HTTPFlow, gen: Generation) -> Principal | None:
+        headers = flow.request.headers
+        requested = headers.get(PRODUCTION_HEADER) or None
+        token = headers.get(TOKEN_HEADER)
+        client = _client_ip(flow)
+        if token:
+            user = gen.authenticator.user_for_token(token.strip())
+            return gen.authenticator.principal(user, client, requested, "token") if user else None
+        credential = parse_basic(headers.get(AUTH_HEADER))
+        if credential is not None:
+            user = await gen.authenticator.authenticate(credential)
+            if user is None:
+                return None
+            return gen.authenticator.principal(user, client, credential.production or requested, "token")
+        return gen.authenticator.network_principal(client)
+
+    def _route_reverse(self, flow: http.HTTPFlow, gen: Generation, context: FlowContext) -> bool:
+        """Map `/openai/v1/...` on the reverse port to https://api.openai.com/v1/...."""
+        path = flow.request.path
+        prefix, _, rest = path.lstrip("/").partition("/")
+        tool = gen.catalog.tool_for_prefix(prefix)
+        if tool is None or not rest:
+            known = ", ".join(sorted(t.reverse_prefix for t in gen.catalog.tools if t.reverse_prefix))
+            self._refuse(flow, context, [Reason("tool.unknown", Action.BLOCK,
+                                                f"unknown reverse-mode prefix; use one of: {known}")],
+                         status=404)
+            return False
+        host = next(h for h in tool.hosts if not h.startswith("*."))
+        flow.request.scheme = "https"
+        flow.request.host = host
+        flow.request.port = 443
+        flow.request.host_header = host
+        flow.request.path = "/" + rest
+        return True
+
+    async def _plain_request(self, flow: http.HTTPFlow, gen: Generation) -> None:
+        """Non-AI requests through the proxy (plain HTTP): authenticate, never inspect."""
+        if await self._tunnel_principal(flow, gen) is None:
+            self._respond(flow, proxy_auth_required())
+            return
+        flow.request.headers.pop("Proxy-Authorization", None)
+
+    async def _inspect(self, flow: http.HTTPFlow, context: FlowContext) -> Inspection:
+        gen = context.generation
+        assert context.classification is not None and context.production is not None
+        request = HttpRequest(
+            method=flow.request.method,
+            host=flow.request.host,
+            target=flow.request.path,
+            headers=tuple(flow.request.headers.items(multi=True)),
+            body=flow.request.raw_content or b"",
+        )
+        limits = gen.config.settings.limits
+        args = (request, context.classification, context.production, context.access, limits)
+        if len(request.body) <= limits.inline_inspect_bytes:
+            return inspect_request(*args)
+        return await asyncio.to_thread(inspect_request, *args)
+
+    def _event(
+        self,
+        flow: http.HTTPFlow,
+        context: FlowContext,
+        decision: Decision,
+        rewrites: tuple[RewriteRecord, ...] = (),
+        inspect_ms: float = 0.0,
+    ) -> AuditEvent:
+        principal, classification = context.principal, context.classification
+        return AuditEvent(
+            id=context.event_id,
+            ts=time.time(),
+            user=principal.user if principal else "",
+            production=(principal.production or "") if principal else "",
+            tool=classification.tool.id if classification else "",
+            endpoint=classification.endpoint_id if classification else "",
+            capability=classification.capability.value if classification else "",
+            method=flow.request.method,
+            host=flow.request.host,
+            path=normalize_path(flow.request.path) if flow.request.path else "/",
+            mode=context.mode,
+            client=_client_ip(flow),
+            decision=decision,
+            rewrites=rewrites,
+            request_bytes=len(flow.request.raw_content or b""),
+            inspect_ms=inspect_ms,
+        )
+
+    async def _record(self, event: AuditEvent) -> None:
+        if getattr(self.sink, "blocking", False):
+            await asyncio.to_thread(self.sink.record, event)
+        else:
+            self.sink.record(event)
+
+    def _refuse(
+        self,
+        flow: http.HTTPFlow,
+        context: FlowContext,
+        reasons: list[Reason],
+        *,
+        status: int = 403,
+        inspection: Inspection | None = None,
+        record_failure_ok: bool = False,
+    ) -> None:
+        decision = combine(reasons)
+        if not decision.stops:
+            decision = Decision(Action.BLOCK, decision.reasons)
+        event = self._event(flow, context, decision, inspection.rewrites if inspection else (),
+                            inspection.elapsed_ms if inspection else 0.0)
+        try:
+            self.sink.record(event)  # refused either way; the record is still owed
+        except Exception as exc:  # noqa: BLE001 - the request is refused regardless; say the record failed
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            if not record_failure_ok:
+                status = 503
+        context.event = event
+        tool = context.classification.tool if context.classification else None
+        deciding = decision.deciding or decision.reasons
+        primary = deciding[0]
+        refusal = render_refusal(
+            tool.error_format if tool else ErrorFormat.GENERIC,
+            status=status,
+            decision=decision.action,
+            rules=tuple(dict.fromkeys(r.rule for r in deciding)),
+            summary="; ".join(dict.fromkeys(r.message for r in deciding if r.message)) or primary.rule,
+            next_step=next_step(primary.rule),
+            event_id=context.event_id,
+            review_url=context.generation.config.settings.review_url,
+            wants_html=_wants_html(flow),
+        )
+        self._respond(flow, refusal)
+
+    def _respond(self, flow: http.HTTPFlow, refusal: Refusal) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
+        flow.response = http.Response.make(refusal.status, refusal.body, headers)
+
+    def _complete(self, flow: http.HTTPFlow, context: FlowContext, outcome: Outcome) -> None:
+        if context.completed:
+            return
+        context.completed = True
+        self.inflight.discard(flow.id)
+        event = context.event or self._event(flow, context, Decision(Action.ALLOW))
+        self.metrics.inc("greenroom_requests_total", "AI requests by decision, tool and production",
+                         decision=event.decision.action.value, tool=event.tool or "-",
+                         production=event.production or "-")
+        self.metrics.observe_ms("greenroom_request_duration_ms", "request duration through the gateway",
+                                outcome.duration_ms, tool=event.tool or "-")
+        self.sink.complete(event, outcome)
+
+
+def _apply(flow: http.HTTPFlow, inspection: Inspection) -> None:
+    """Forward exactly what was inspected and rewritten."""
+    if inspection.headers is not None:
+        flow.request.headers.clear()
+        for name, value in inspection.headers:
+            flow.request.headers.add(name, value)
+    if inspection.body is not None:
+        flow.request.headers.pop("content-encoding", None)
+        flow.request.raw_content = inspection.body
+        flow.request.headers["content-length"] = str(len(inspection.body))
+        flow.request.headers.pop("transfer-encoding", None)
+    if inspection.target is not None:
+        flow.request.path = inspection.target
+
+
+def _should_stream(response: http.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    if content_type.startswith("text/event-stream"):
+        return True
+    return "content-length" not in response.headers
+
+
+def _counting_stream(flow: http.HTTPFlow, context: FlowContext):  # type: ignore[no-untyped-def]
+    def stream(chunk: bytes) -> bytes:
+        try:
+            context.streamed_bytes += len(chunk)
+            return chunk
+        except Exception as exc:  # noqa: BLE001 - a raising stream callable hangs the connection: kill it
+            log.error("stream_failed", event_id=context.event_id, error=type(exc).__name__)
+            asyncio.get_event_loop().call_soon(flow.kill)
+            return b""
+
+    return stream
+
+
+def _content_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _client_ip(flow: http.HTTPFlow) -> str:
+    peer = flow.client_conn.peername
+    return str(peer[0]) if peer else ""
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _wants_html(flow: http.HTTPFlow) -> bool:
+    accept = flow.request.headers.get("accept", "")
+    mode = flow.request.headers.get("sec-fetch-mode", "")
+    return mode == "navigate" or (accept.startswith("text/html") and flow.request.method == "GET")
+
+
+def _plain_503(event_id: str) -> Refusal:
+    body = f"Greenroom could not process this connection. Reference: event {event_id}.".encode()
+    return Refusal(503, (("content-type", "text/plain; charset=utf-8"), ("X-Greenroom-Event", event_id)), body)

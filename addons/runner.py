@@ -1,0 +1,187 @@
+"""Run the gateway: mitmproxy's Master with its default addons plus Greenroom's, in one process.
+
+Modes: an explicit proxy (`regular@PORT`) and, optionally, a reverse-mode port for clients that can
+only change their SDK base_url (`http://gateway:8443/openai/v1`). Connections are opened lazily, so
+a refused request never reaches the provider. SIGTERM drains in-flight requests and exits 0;
+SIGHUP reloads the configuration (validated first; an invalid one is refused and the old one keeps
+serving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import certifi
+import structlog
+from mitmproxy import options
+from mitmproxy.addons import default_addons
+from mitmproxy.master import Master
+
+from addons.admin import AdminServer
+from addons.greenroom import Greenroom
+from addons.upstream import UpstreamOverride, parse_overrides
+from gateway.audit import LogSink
+from gateway.ca import ca_dir, ensure_ca
+from gateway.errors import ConfigError
+from gateway.runtime import Runtime
+
+__all__ = ["ServeOptions", "serve"]
+
+log = structlog.get_logger("greenroom.serve")
+
+_DRAIN_SECONDS = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    config_dir: Path
+    data_dir: Path
+    listen_host: str | None = None
+    listen_port: int | None = None
+    reverse_port: int | None = None
+    admin_host: str | None = None
+    admin_port: int | None = None
+    upstream_overrides: tuple[str, ...] = ()
+    upstream_ca: Path | None = None
+
+
+def serve(opts: ServeOptions) -> int:
+    """Run until SIGTERM/SIGINT; return the process exit code."""
+    return asyncio.run(_serve(opts))
+
+
+async def _serve(opts: ServeOptions) -> int:
+    runtime = Runtime(opts.config_dir, opts.data_dir)
+    settings = runtime.current.config.settings
+    parse_overrides(opts.upstream_overrides)  # a bad spec stops us before anything listens
+    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    ca_cert = ensure_ca(opts.data_dir)
+    host = opts.listen_host or settings.listen_host
+    port = settings.listen_port if opts.listen_port is None else opts.listen_port
+    reverse_port = settings.reverse_port if opts.reverse_port is None else opts.reverse_port
+    modes = [f"regular@{port}"]
+    if reverse_port is not None and reverse_port >= 0:
+        modes.append(f"reverse:https://api.openai.com@{reverse_port}")
+
+    mitm_opts = options.Options(listen_host=host, mode=modes)
+    master = Master(mitm_opts)
+    gateway = Greenroom(runtime, LogSink())
+    master.addons.add(*default_addons())
+    master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)
+    limits = settings.limits
+    mitm_opts.update(
+        confdir=str(ca_dir(opts.data_dir)),
+        connection_strategy="lazy",
+        body_size_limit=str(limits.max_buffered_bytes),
+        ssl_verify_upstream_trusted_ca=str(_upstream_bundle(opts.data_dir, opts.upstream_ca)),
+        greenroom_upstream_override=list(opts.upstream_overrides),
+        http3=False,
+    )
+    run = asyncio.create_task(master.run())
+    bound = await _wait_bound(master, len(modes), run)
+    if not bound:
+        log.error("listen_failed", host=host, port=port, reverse_port=reverse_port)
+        master.shutdown()
+        await _quiet(run)
+        return 1
+
+    admin = None
+    admin_port = settings.admin.port if opts.admin_port is None else opts.admin_port
+    if admin_port:
+        admin = AdminServer(
+            opts.admin_host or settings.admin.host,
+            admin_port,
+            gateway.metrics.render,
+            lambda: {"config": True, "ca": ca_cert.exists(), "draining": not gateway.draining},
+        )
+        admin_addr = await admin.start()
+    _announce(bound, ca_cert, settings.review_url, admin_addr if admin else None, runtime)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, runtime.reload))
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if run.done():  # the proxy stopped on its own: an error
+        await _quiet(run)
+        return 1
+    await _drain(gateway)
+    master.shutdown()
+    await _quiet(run)
+    if admin:
+        await admin.stop()
+    gateway.sink.close()
+    log.info("stopped")
+    return 0
+
+
+async def _wait_bound(master: Master, expected: int, run: asyncio.Task[None]) -> list[tuple[str, int]]:
+    proxyserver = master.addons.get("proxyserver")
+    for _ in range(1000):
+        await asyncio.sleep(0.01)
+        if run.done():
+            return []
+        servers = proxyserver.servers
+        if len(servers) == expected and all(s.listen_addrs for s in servers):
+            return [a for s in servers for a in s.listen_addrs]
+        if len(servers) == expected and any(s.last_exception for s in servers):
+            return []
+    return []
+
+
+async def _drain(gateway: Greenroom) -> None:
+    gateway.draining = True
+    log.info("draining", inflight=len(gateway.inflight))
+    deadline = time.monotonic() + _DRAIN_SECONDS
+    while gateway.inflight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+async def _quiet(task: asyncio.Task[None]) -> None:
+    try:
+        await asyncio.wait_for(task, 10)
+    except (asyncio.CancelledError, TimeoutError, Exception) as exc:  # noqa: BLE001 - shutting down
+        log.warning("shutdown_incomplete", error=type(exc).__name__)
+
+
+def _upstream_bundle(data_dir: Path, extra_ca: Path | None) -> Path:
+    """Upstream trust: the public roots plus, for staging and tests, one more CA."""
+    bundle = data_dir / "upstream-ca-bundle.pem"
+    pem = Path(certifi.where()).read_bytes()
+    if extra_ca is not None:
+        try:
+            pem += b"\n" + extra_ca.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"--upstream-ca {extra_ca}: cannot read it: {exc.strerror}") from exc
+    bundle.write_bytes(pem)
+    return bundle
+
+
+def _announce(
+    addrs: Sequence[tuple[str, int]],
+    ca_cert: Path,
+    review_url: str,
+    admin: tuple[str, int] | None,
+    runtime: Runtime,
+) -> None:
+    proxy = addrs[0]
+    lines = [
+        f"Greenroom is running (config {runtime.config_dir}, generation {runtime.current.number}).",
+        f"  proxy:       http://{proxy[0]}:{proxy[1]}  (HTTPS_PROXY=http://USER:PASSWORD@{proxy[0]}:{proxy[1]})",
+    ]
+    if len(addrs) > 1:
+        lines.append(f"  reverse:     http://{addrs[1][0]}:{addrs[1][1]}/openai/v1  (header X-Greenroom-Token)")
+    lines.append(f"  CA cert:     {ca_cert.resolve()}  (SSL_CERT_FILE / install on workstations)")
+    if admin:
+        lines.append(f"  admin:       http://{admin[0]}:{admin[1]}/healthz /readyz /metrics")
+    lines.append(f"  review UI:   {review_url}  (greenroom review --config {runtime.config_dir})")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    log.info("started", proxy=f"{proxy[0]}:{proxy[1]}", generation=runtime.current.number)

@@ -1,0 +1,178 @@
+"""Sniffing: what a blob of bytes is, from its magic bytes. Declared types are never trusted.
+
+`sniff(data)` answers a `Sniffed` (MIME type, media kind, and whether the signature is strong
+enough to pick a blob out of arbitrary text) or None when nothing is recognised. Text is not
+sniffed here (see `decode_text`): recognising text is a question of encodings, not signatures.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .inputs import MediaKind
+
+__all__ = ["Sniffed", "decode_text", "sniff"]
+
+_HEAD = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Sniffed:
+    mime: str
+    kind: MediaKind
+    strong: bool = True
+    """strong signatures are specific enough to trust in a base64 run found inside text."""
+
+
+_PREFIXES: tuple[tuple[bytes, Sniffed], ...] = (
+    (b"\x89PNG\r\n\x1a\n", Sniffed("image/png", "image")),
+    (b"\xff\xd8\xff", Sniffed("image/jpeg", "image")),
+    (b"GIF87a", Sniffed("image/gif", "image")),
+    (b"GIF89a", Sniffed("image/gif", "image")),
+    (b"II*\x00", Sniffed("image/tiff", "image")),
+    (b"MM\x00*", Sniffed("image/tiff", "image")),
+    (b"8BPS", Sniffed("image/vnd.adobe.photoshop", "image")),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", Sniffed("image/jp2", "image")),
+    (b"\xff\x4f\xff\x51", Sniffed("image/jp2", "image")),
+    (b"\xd7\xcd\xc6\x9a", Sniffed("image/wmf", "image")),
+    (b"%PDF-", Sniffed("application/pdf", "document")),
+    (b"PK\x03\x04", Sniffed("application/zip", "archive")),
+    (b"PK\x05\x06", Sniffed("application/zip", "archive")),
+    (b"\x1f\x8b", Sniffed("application/gzip", "archive")),
+    (b"BZh", Sniffed("application/x-bzip2", "archive", strong=False)),
+    (b"\xfd7zXZ\x00", Sniffed("application/x-xz", "archive")),
+    (b"\x28\xb5\x2f\xfd", Sniffed("application/zstd", "archive")),
+    (b"7z\xbc\xaf\x27\x1c", Sniffed("application/x-7z-compressed", "archive")),
+    (b"Rar!\x1a\x07", Sniffed("application/vnd.rar", "archive")),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", Sniffed("application/x-ole-storage", "document")),
+    (b"ID3", Sniffed("audio/mpeg", "audio")),
+    (b"OggS", Sniffed("audio/ogg", "audio")),
+    (b"fLaC", Sniffed("audio/flac", "audio")),
+    (b"\x1a\x45\xdf\xa3", Sniffed("video/webm", "video")),
+    (b"{\\rtf", Sniffed("text/rtf", "document")),
+)
+
+_RIFF = {
+    b"WEBP": Sniffed("image/webp", "image"),
+    b"WAVE": Sniffed("audio/wav", "audio"),
+    b"AVI ": Sniffed("video/x-msvideo", "video"),
+}
+_FORM = {b"AIFF": Sniffed("audio/aiff", "audio"), b"AIFC": Sniffed("audio/aiff", "audio")}
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+_AVIF_BRANDS = frozenset({b"avif", b"avis"})
+_AUDIO_MP4_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"F4A "})
+
+_MARKUP = re.compile(
+    rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]{0,200}\?>\s*)?(?:<!--.{0,2000}?-->\s*)*(?:<!doctype\s+(\w+)|<(\w+))",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def sniff(data: bytes) -> Sniffed | None:
+    """The type of `data` by its signature, or None when no known signature matches."""
+    head = data[:_HEAD]
+    for prefix, sniffed in _PREFIXES:
+        if head.startswith(prefix):
+            return sniffed
+    return (
+        _sniff_chunked(head)
+        or _sniff_iso_media(head)
+        or _sniff_tar(head)
+        or _sniff_markup(head)
+        or _sniff_mpeg_audio(head)
+        or _sniff_pdf_late(head)
+    )
+
+
+def _sniff_chunked(head: bytes) -> Sniffed | None:
+    if len(head) < 12:
+        return None
+    if head.startswith(b"RIFF"):
+        return _RIFF.get(head[8:12])
+    if head.startswith(b"FORM"):
+        return _FORM.get(head[8:12])
+    return None
+
+
+def _sniff_iso_media(head: bytes) -> Sniffed | None:
+    """ISO base media files (MP4, MOV, M4A, HEIC, AVIF): a box `ftyp` with brands."""
+    if len(head) < 12 or head[4:8] != b"ftyp":
+        return None
+    size = int.from_bytes(head[:4], "big")
+    brands = {head[8:12]}
+    end = min(max(size, 16), len(head))
+    brands.update(head[i : i + 4] for i in range(16, end - 3, 4))
+    major = head[8:12]
+    if major in _AVIF_BRANDS or (major == b"mif1" and brands & _AVIF_BRANDS):
+        return Sniffed("image/avif", "image")
+    if major in _HEIF_BRANDS:
+        return Sniffed("image/heic", "image")
+    if major in _AUDIO_MP4_BRANDS:
+        return Sniffed("audio/mp4", "audio")
+    if major == b"qt  ":
+        return Sniffed("video/quicktime", "video")
+    return Sniffed("video/mp4", "video")
+
+
+def _sniff_tar(head: bytes) -> Sniffed | None:
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Sniffed("application/x-tar", "archive")
+    return None
+
+
+def _sniff_markup(head: bytes) -> Sniffed | None:
+    match = _MARKUP.match(head)
+    if not match:
+        return None
+    root = (match.group(1) or match.group(2) or b"").lower()
+    if root == b"svg":
+        return Sniffed("image/svg+xml", "image")
+    if root == b"html":
+        return Sniffed("text/html", "document", strong=False)
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<?xml"):
+        return Sniffed("application/xml", "document", strong=False)
+    return None
+
+
+def _sniff_mpeg_audio(head: bytes) -> Sniffed | None:
+    """MPEG audio frame sync (MP3 without ID3, AAC in ADTS): weak, so only trusted for whole blobs."""
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xE0 != 0xE0:
+        return None
+    if head[1] & 0xF6 == 0xF0:
+        return Sniffed("audio/aac", "audio", strong=False)
+    layer_ok = head[1] & 0x06 != 0
+    version_ok = head[1] & 0x18 != 0x08
+    bitrate_ok = head[2] & 0xF0 != 0xF0
+    if layer_ok and version_ok and bitrate_ok:
+        return Sniffed("audio/mpeg", "audio", strong=False)
+    return None
+
+
+def _sniff_pdf_late(head: bytes) -> Sniffed | None:
+    """PDF readers accept `%PDF-` anywhere in the first 1024 bytes."""
+    if b"%PDF-" in head[:1024]:
+        return Sniffed("application/pdf", "document")
+    return None
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+def decode_text(data: bytes) -> str | None:
+    """`data` as text when it is text (UTF-8, UTF-16 with a BOM, or clean Windows-1252), else None."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    if _CONTROL.search(data):
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,175 @@
+"""Inspect one request body and work out what may be forwarded: the gateway's pure core.
+
+    request bytes ─► decode Content-Encoding (capped) ─► parse JSON (duplicates seen, depth bound)
+                 ─► retention/training rewrites + tenant pin ─► extract inputs ─► decide
+
+The result says what to forward (a new body only when something changed, or when duplicate keys
+made the original ambiguous) and why. Any inspection error becomes a blocking reason here; the
+adapter turns anything unexpected into a `gateway.error` block.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode
+
+from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production
+from gateway.content.encoding import decode_body
+from gateway.content.inputs import Inputs
+from gateway.content.jsonbody import ParsedJson, dump_json, parse_json
+from gateway.decision import Decision, Reason, RewriteRecord
+from gateway.errors import InspectionError, TooLargeError
+from gateway.policy import decide
+from gateway.tools.catalog import Classification
+from gateway.tools.rewrite import apply_rewrites, pin_tenant
+
+__all__ = ["HttpRequest", "Inspection", "InputExtractor", "inspect_request", "split_target"]
+
+Pairs = tuple[tuple[str, str], ...]
+InputExtractor = Callable[["HttpRequest", bytes, ParsedJson | None, Limits], tuple[Inputs, list[Reason]]]
+"""Turns a decoded body into Inputs and findings (content decoding and detection plug in here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The parts of an HTTP request the core needs, independent of any proxy library."""
+
+    method: str
+    host: str
+    target: str
+    """path with query string, as sent."""
+    headers: Pairs
+    body: bytes = field(repr=False)
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lower), None)
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What was decided about a request body and what to forward."""
+
+    decision: Decision
+    rewrites: tuple[RewriteRecord, ...] = ()
+    body: bytes | None = field(default=None, repr=False)
+    """the body to forward, already decoded (drop Content-Encoding); None = forward the original."""
+    headers: Pairs | None = None
+    """the headers to forward; None = unchanged."""
+    target: str | None = None
+    """the path and query to forward; None = unchanged."""
+    inputs: Inputs = field(default_factory=Inputs, repr=False)
+    decoded_bytes: int = 0
+    elapsed_ms: float = 0.0
+
+
+def split_target(target: str) -> tuple[str, Pairs]:
+    path, _, query = target.partition("?")
+    return path, tuple(parse_qsl(query, keep_blank_values=True))
+
+
+def inspect_request(
+    request: HttpRequest,
+    classification: Classification,
+    production: Production,
+    access: list[Reason],
+    limits: Limits,
+    extractor: InputExtractor | None = None,
+) -> Inspection:
+    """Inspect, rewrite and decide; never raises for bad input (it becomes a blocking reason)."""
+    started = time.perf_counter()
+    try:
+        result = _inspect(request, classification, production, access, limits, extractor)
+    except InspectionError as exc:
+        reason = Reason(exc.rule, Action.BLOCK, str(exc), location=exc.location)
+        result = Inspection(decide(access, [reason]))
+    elapsed = (time.perf_counter() - started) * 1000
+    return Inspection(result.decision, result.rewrites, result.body, result.headers, result.target,
+                      result.inputs, result.decoded_bytes, elapsed)
+
+
+def _inspect(
+    request: HttpRequest,
+    classification: Classification,
+    production: Production,
+    access: list[Reason],
+    limits: Limits,
+    extractor: InputExtractor | None,
+) -> Inspection:
+    if len(request.body) > limits.max_body_bytes:
+        raise _too_large(len(request.body), limits.max_body_bytes)
+    encoding = request.header("content-encoding")
+    body = decode_body(request.body, encoding, limits.max_decoded_bytes) if encoding else request.body
+    parsed = _parse_if_json(request, body, limits)
+    tool, endpoint = classification.tool, classification.endpoint
+    rewrites = [*tool.rewrites, *(endpoint.rewrites if endpoint else [])]
+    findings: list[Reason] = []
+    if parsed is None and body.strip() and any(isinstance(r, (JsonSet, JsonRemove)) for r in rewrites):
+        findings.append(Reason("retention.unenforceable", Action.BLOCK,
+                               "the endpoint's retention settings can only be enforced on a JSON body",
+                               location="body"))
+    value = parsed.value if parsed else None
+    path, query = split_target(request.target)
+    result = apply_rewrites(rewrites, value, query, request.headers)
+    records = list(result.records)
+    headers = result.headers
+    grant = production.tools.get(tool.id)
+    headers_changed = result.headers_changed
+    if tool.tenant is not None and grant is not None and grant.tenant:
+        headers, record = pin_tenant(headers, tool.tenant.header, grant.tenant)
+        if record is not None:
+            records.append(record)
+            headers_changed = True
+    inputs = Inputs()
+    if extractor is not None:
+        inputs, extra = extractor(request, body, parsed, limits)
+        findings.extend(extra)
+    decision = decide(access, findings)
+    new_body = _forward_body(request, body, parsed, result.body_changed, encoding, records)
+    return Inspection(
+        decision=decision,
+        rewrites=tuple(records),
+        body=new_body,
+        headers=headers if headers_changed else None,
+        target=(path + ("?" + urlencode(result.query) if result.query else "")) if result.query_changed else None,
+        inputs=inputs,
+        decoded_bytes=len(body),
+    )
+
+
+def _parse_if_json(request: HttpRequest, body: bytes, limits: Limits) -> ParsedJson | None:
+    content_type = request.content_type
+    declared_json = content_type == "application/json" or content_type.endswith("+json")
+    sniffed_json = not content_type and body.lstrip()[:1] in (b"{", b"[")
+    if not body.strip() or not (declared_json or sniffed_json):
+        return None
+    return parse_json(body, limits.max_json_depth)
+
+
+def _forward_body(
+    request: HttpRequest,
+    body: bytes,
+    parsed: ParsedJson | None,
+    changed: bool,
+    encoding: str | None,
+    records: list[RewriteRecord],
+) -> bytes | None:
+    if parsed is not None and parsed.has_duplicates:
+        records.extend(RewriteRecord("content.duplicate_keys", "body." + key, "deduplicated")
+                       for key in sorted(set(parsed.duplicate_keys)))
+        return dump_json(parsed.value)
+    if changed and parsed is not None:
+        return dump_json(parsed.value)
+    if encoding:
+        return body  # forward what we inspected: decoded bytes, Content-Encoding dropped
+    return None
+
+
+def _too_large(size: int, limit: int) -> InspectionError:
+    return TooLargeError(f"request body of {size} bytes exceeds the {limit}-byte limit", location="body")
