@@ -177,7 +177,7 @@ class LocalKeyProvider:
 
 
 def master_key_provider(data_dir: str | Path, env: Mapping[str, str] | None = None) -> LocalKeyProvider:
-    """The master key from env GREENROOM_MASTER_KEY (base64), else `<data-dir>/keys/master.key` (created 0600)."""
+    """The master key: env GREENROOM_MASTER_KEY (base64), else `<data-dir>/keys/master.key` (made 0600)."""
     environ = os.environ if env is None else env
     if encoded := environ.get(MASTER_KEY_ENV):
         return LocalKeyProvider(_decode_master(encoded))
@@ -274,17 +274,20 @@ class Vault:
         )
 
     def open(self, capture: Capture) -> bytes:
-        """Decrypt a capture; KeyShreddedError when its key is gone, DecryptionError when it does not authenticate."""
+        """Decrypt; KeyShreddedError when its key is gone, DecryptionError when it does not authenticate."""
         kek = self._version_key(capture.production, capture.key_version)
-        dek = _unwrap_data_key(kek, capture.wrapped_key, capture.production, capture.key_version, capture.event_id)
-        aad = _data_context(capture.event_id, capture.production, capture.kind, capture.location,
-                            capture.content_type)
+        dek = _unwrap_data_key(
+            kek, capture.wrapped_key, capture.production, capture.key_version, capture.event_id
+        )
+        aad = _data_context(
+            capture.event_id, capture.production, capture.kind, capture.location, capture.content_type
+        )
         try:
             return AESGCM(dek).decrypt(capture.ciphertext[:_NONCE], capture.ciphertext[_NONCE:], aad)
         except InvalidTag as exc:
             raise DecryptionError(
-                f"capture of {capture.event_id} at {capture.location!r} does not authenticate: its bytes were "
-                "altered, or it was moved from another event or production"
+                f"capture of {capture.event_id} at {capture.location!r} does not authenticate: its "
+                "bytes were altered, or it was moved from another event or production"
             ) from exc
 
     # --- key lifecycle --------------------------------------------------------------------------
@@ -298,8 +301,14 @@ class Vault:
                 continue
             old = self._version_key(production, stored.key_version)
             dek = _unwrap_data_key(old, stored.wrapped_key, production, stored.key_version, stored.event_id)
-            rewrapped.append(WrappedDataKey(stored.event_id, stored.index, version,
-                                            _wrap_data_key(kek, dek, production, version, stored.event_id)))
+            rewrapped.append(
+                WrappedDataKey(
+                    stored.event_id,
+                    stored.index,
+                    version,
+                    _wrap_data_key(kek, dek, production, version, stored.event_id),
+                )
+            )
         self._keys.replace_data_keys(rewrapped)
         self._keys.destroy_keys(production, below_version=version)
         self._forget(production)
@@ -383,8 +392,12 @@ def _dek_context(production: str, version: int, event_id: str) -> bytes:
     return json.dumps(["greenroom.dek.v1", production, version, event_id]).encode()
 
 
-def _data_context(event_id: str, production: str, kind: CaptureKind, location: str, content_type: str) -> bytes:
-    return json.dumps(["greenroom.capture.v1", event_id, production, kind.value, location, content_type]).encode()
+def _data_context(
+    event_id: str, production: str, kind: CaptureKind, location: str, content_type: str
+) -> bytes:
+    return json.dumps(
+        ["greenroom.capture.v1", event_id, production, kind.value, location, content_type]
+    ).encode()
 
 
 def _wrap_data_key(kek: bytes, dek: bytes, production: str, version: int, event_id: str) -> bytes:
@@ -394,7 +407,9 @@ def _wrap_data_key(kek: bytes, dek: bytes, production: str, version: int, event_
 
 def _unwrap_data_key(kek: bytes, wrapped: bytes, production: str, version: int, event_id: str) -> bytes:
     try:
-        return AESGCM(kek).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _dek_context(production, version, event_id))
+        return AESGCM(kek).decrypt(
+            wrapped[:_NONCE], wrapped[_NONCE:], _dek_context(production, version, event_id)
+        )
     except InvalidTag as exc:
         raise DecryptionError(
             f"the data key of a capture of {event_id} does not authenticate: wrong production key, altered "

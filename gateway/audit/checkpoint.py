@@ -45,12 +45,29 @@ class Checkpoint:
     """hex Ed25519 signature over `payload()`."""
 
     def payload(self) -> bytes:
-        return canonical_bytes({"v": 1, "replica": self.replica, "seq": self.seq, "hash": self.hash,
-                                "event_id": self.event_id, "ts": self.ts, "key": self.key})
+        return canonical_bytes(
+            {
+                "v": 1,
+                "replica": self.replica,
+                "seq": self.seq,
+                "hash": self.hash,
+                "event_id": self.event_id,
+                "ts": self.ts,
+                "key": self.key,
+            }
+        )
 
     def as_dict(self) -> dict[str, object]:
-        return {"v": 1, "replica": self.replica, "seq": self.seq, "hash": self.hash, "event_id": self.event_id,
-                "ts": self.ts, "key": self.key, "signature": self.signature}
+        return {
+            "v": 1,
+            "replica": self.replica,
+            "seq": self.seq,
+            "hash": self.hash,
+            "event_id": self.event_id,
+            "ts": self.ts,
+            "key": self.key,
+            "signature": self.signature,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +105,9 @@ class Signer:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not path.exists():
                 pem = Ed25519PrivateKey.generate().private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
                 )
                 try:
                     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -106,10 +125,18 @@ class Signer:
         return cls(private)
 
     def sign(self, checkpoint: Checkpoint) -> Checkpoint:
-        unsigned = Checkpoint(checkpoint.replica, checkpoint.seq, checkpoint.hash, checkpoint.event_id,
-                              checkpoint.ts, self.key)
-        return Checkpoint(unsigned.replica, unsigned.seq, unsigned.hash, unsigned.event_id, unsigned.ts,
-                          unsigned.key, self._private.sign(unsigned.payload()).hex())
+        unsigned = Checkpoint(
+            checkpoint.replica, checkpoint.seq, checkpoint.hash, checkpoint.event_id, checkpoint.ts, self.key
+        )
+        return Checkpoint(
+            unsigned.replica,
+            unsigned.seq,
+            unsigned.hash,
+            unsigned.event_id,
+            unsigned.ts,
+            unsigned.key,
+            self._private.sign(unsigned.payload()).hex(),
+        )
 
     def public_hex(self) -> str:
         return _public_hex(self.public)
@@ -159,7 +186,9 @@ def latest_checkpoint_seq(directory: Path, replica: str) -> int:
     return max(seqs, default=0)
 
 
-def read_checkpoints(directory: Path, extra_trusted: tuple[Ed25519PublicKey, ...] = ()) -> Iterator[CheckpointFile]:
+def read_checkpoints(
+    directory: Path, extra_trusted: tuple[Ed25519PublicKey, ...] = ()
+) -> Iterator[CheckpointFile]:
     """Every checkpoint file under `directory`, each checked against the trusted public keys."""
     if not directory.is_dir():
         return
@@ -184,17 +213,28 @@ def _folder_keys(folder: Path) -> dict[str, Ed25519PublicKey]:
 def _read_one(path: Path, folder: Path, trusted: dict[str, Ed25519PublicKey]) -> CheckpointFile:
     try:
         raw = json.loads(path.read_bytes())
-        checkpoint = Checkpoint(str(raw["replica"]), int(raw["seq"]), str(raw["hash"]), str(raw["event_id"]),
-                                float(raw["ts"]), str(raw["key"]), str(raw["signature"]))
+        checkpoint = Checkpoint(
+            str(raw["replica"]),
+            int(raw["seq"]),
+            str(raw["hash"]),
+            str(raw["event_id"]),
+            float(raw["ts"]),
+            str(raw["key"]),
+            str(raw["signature"]),
+        )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return CheckpointFile(path, None, False, f"unreadable checkpoint: {exc}")
     if replica_slug(checkpoint.replica) != folder.name or f"{checkpoint.seq:016d}" != path.stem:
         return CheckpointFile(path, checkpoint, False, "checkpoint file was moved or renamed")
     key = trusted.get(checkpoint.key)
     if key is None:
-        return CheckpointFile(path, checkpoint, False, f"checkpoint signed by an unknown key {checkpoint.key}")
+        return CheckpointFile(
+            path, checkpoint, False, f"checkpoint signed by an unknown key {checkpoint.key}"
+        )
     try:
         key.verify(bytes.fromhex(checkpoint.signature), checkpoint.payload())
     except (InvalidSignature, ValueError):
-        return CheckpointFile(path, checkpoint, False, "checkpoint signature does not verify (forged or altered)")
+        return CheckpointFile(
+            path, checkpoint, False, "checkpoint signature does not verify (forged or altered)"
+        )
     return CheckpointFile(path, checkpoint, True)

@@ -48,7 +48,7 @@ class Problem:
     """One integrity failure, naming the entry where it shows."""
 
     kind: str
-    """`modified`, `deleted`, `inserted`, `reordered`, `truncated`, `rewritten`, `checkpoint`, `orphan`, `capture`."""
+    """`modified` `deleted` `inserted` `reordered` `truncated` `rewritten` `checkpoint` `orphan` `capture`."""
     replica: str
     seq: int | None
     event_id: str
@@ -79,8 +79,14 @@ class VerifyReport:
         """The earliest problem (by the time of the entry where it shows)."""
         if not self.problems:
             return None
-        return min(self.problems, key=lambda p: (p.ts if p.ts is not None else float("inf"), p.replica,
-                                                  p.seq if p.seq is not None else -1))
+        return min(
+            self.problems,
+            key=lambda p: (
+                p.ts if p.ts is not None else float("inf"),
+                p.replica,
+                p.seq if p.seq is not None else -1,
+            ),
+        )
 
     def raise_for_problems(self) -> None:
         """Raise IntegrityError naming the first bad event, if any problem was found."""
@@ -144,13 +150,26 @@ def _check_row(
         return Problem(kind, at.replica, at.seq, at.event_id, message, at.ts)
 
     if row.seq > expected_seq:
-        missing = f"seq {expected_seq}" if row.seq == expected_seq + 1 else f"seqs {expected_seq}..{row.seq - 1}"
-        return [Problem("deleted", row.replica, expected_seq, "",
-                        f"{missing} missing (deleted) before {row.event_id} (seq {row.seq})", row.ts)]
+        missing = (
+            f"seq {expected_seq}" if row.seq == expected_seq + 1 else f"seqs {expected_seq}..{row.seq - 1}"
+        )
+        return [
+            Problem(
+                "deleted",
+                row.replica,
+                expected_seq,
+                "",
+                f"{missing} missing (deleted) before {row.event_id} (seq {row.seq})",
+                row.ts,
+            )
+        ]
     if row.prev_hash != last_hash:
         if previous is not None and row.prev_hash == previous.prev_hash:
-            return [problem("inserted", "this entry was inserted: the next entry chains to its predecessor",
-                            previous)]
+            return [
+                problem(
+                    "inserted", "this entry was inserted: the next entry chains to its predecessor", previous
+                )
+            ]
         if row.prev_hash in nearby:
             return [problem("reordered", "entry is out of order: it chains to a different predecessor")]
         return [problem("inserted", "entry does not chain to its predecessor (inserted or foreign)")]
@@ -184,23 +203,33 @@ def check_checkpoints(
     previous_good = 0
     for cp in sorted(checkpoints, key=lambda c: c.seq):
         if cp.seq > summary.last_seq:
-            problems.append(Problem(
-                "truncated", replica, summary.last_seq + 1, cp.event_id if cp.seq == summary.last_seq + 1 else "",
-                f"the store ends at seq {summary.last_seq} ({summary.last_event_id or 'no entries'}) but a "
-                f"signed checkpoint covers up to seq {cp.seq} ({cp.event_id}): entries were removed from the end",
-                summary.last_ts,
-            ))
+            problems.append(
+                Problem(
+                    "truncated",
+                    replica,
+                    summary.last_seq + 1,
+                    cp.event_id if cp.seq == summary.last_seq + 1 else "",
+                    f"the store ends at seq {summary.last_seq} ({summary.last_event_id or 'no entries'}) "
+                    f"but a signed checkpoint covers seq {cp.seq} ({cp.event_id}): the end was removed",
+                    summary.last_ts,
+                )
+            )
             break
         stored = summary.hashes.get(cp.seq)
         if stored is None:
             continue  # that entry is missing; the chain scan reported the deletion
         if stored[0] != cp.hash or stored[1] != cp.event_id:
-            problems.append(Problem(
-                "rewritten", replica, cp.seq, stored[1],
-                f"differs from the signed checkpoint at seq {cp.seq} ({cp.event_id}): the chain was re-hashed "
-                f"after an edit somewhere in seqs {previous_good + 1}..{cp.seq}",
-                stored[2],
-            ))
+            problems.append(
+                Problem(
+                    "rewritten",
+                    replica,
+                    cp.seq,
+                    stored[1],
+                    f"differs from the signed checkpoint at seq {cp.seq} ({cp.event_id}): chain re-hashed "
+                    f"after an edit somewhere in seqs {previous_good + 1}..{cp.seq}",
+                    stored[2],
+                )
+            )
         else:
             previous_good = cp.seq
     return problems

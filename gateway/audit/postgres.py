@@ -56,8 +56,13 @@ class PostgresDatabase:
         self.description = redact_dsn(dsn)
         try:
             self._pool = psycopg_pool.ConnectionPool(
-                dsn, min_size=1, max_size=max_connections, open=True, timeout=connect_timeout,
-                kwargs={"autocommit": False}, name="greenroom-audit",
+                dsn,
+                min_size=1,
+                max_size=max_connections,
+                open=True,
+                timeout=connect_timeout,
+                kwargs={"autocommit": False},
+                name="greenroom-audit",
             )
             self._pool.wait(timeout=connect_timeout)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:

@@ -35,7 +35,9 @@ __all__ = [
 
 def canonical_bytes(value: object) -> bytes:
     """Deterministic JSON bytes for hashing and storage."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def genesis_hash(replica: str) -> str:
@@ -51,46 +53,50 @@ def chain_hash(replica: str, seq: int, kind: str, prev_hash: str, body: bytes) -
 
 def event_body(event: AuditEvent, captures: Sequence[Mapping[str, object]] = ()) -> bytes:
     """The canonical body of an event entry: every field, full precision, plus capture descriptors."""
-    return canonical_bytes({
-        "type": "event",
-        "id": event.id,
-        "ts": event.ts,
-        "user": event.user,
-        "production": event.production,
-        "tool": event.tool,
-        "endpoint": event.endpoint,
-        "capability": event.capability,
-        "method": event.method,
-        "host": event.host,
-        "path": event.path,
-        "mode": event.mode,
-        "client": event.client,
-        "decision": event.decision.action.value,
-        "reasons": [_reason_dict(r) for r in event.decision.reasons],
-        "rewrites": [r.as_dict() for r in event.rewrites],
-        "request_bytes": event.request_bytes,
-        "inspect_ms": event.inspect_ms,
-        "approval_id": event.approval_id,
-        "input_digests": list(event.input_digests),
-        "captures": [dict(c) for c in captures],
-    })
+    return canonical_bytes(
+        {
+            "type": "event",
+            "id": event.id,
+            "ts": event.ts,
+            "user": event.user,
+            "production": event.production,
+            "tool": event.tool,
+            "endpoint": event.endpoint,
+            "capability": event.capability,
+            "method": event.method,
+            "host": event.host,
+            "path": event.path,
+            "mode": event.mode,
+            "client": event.client,
+            "decision": event.decision.action.value,
+            "reasons": [_reason_dict(r) for r in event.decision.reasons],
+            "rewrites": [r.as_dict() for r in event.rewrites],
+            "request_bytes": event.request_bytes,
+            "inspect_ms": event.inspect_ms,
+            "approval_id": event.approval_id,
+            "input_digests": list(event.input_digests),
+            "captures": [dict(c) for c in captures],
+        }
+    )
 
 
 def outcome_body(event: AuditEvent, outcome: Outcome, ts: float) -> bytes:
     """The canonical body of an outcome entry, written when the exchange ends at `ts`."""
-    return canonical_bytes({
-        "type": "outcome",
-        "event_id": event.id,
-        "production": event.production,
-        "ts": ts,
-        "status": outcome.status,
-        "duration_ms": outcome.duration_ms,
-        "response_bytes": outcome.response_bytes,
-        "streamed": outcome.streamed,
-        "error": outcome.error,
-        "input_tokens": outcome.input_tokens,
-        "output_tokens": outcome.output_tokens,
-    })
+    return canonical_bytes(
+        {
+            "type": "outcome",
+            "event_id": event.id,
+            "production": event.production,
+            "ts": ts,
+            "status": outcome.status,
+            "duration_ms": outcome.duration_ms,
+            "response_bytes": outcome.response_bytes,
+            "streamed": outcome.streamed,
+            "error": outcome.error,
+            "input_tokens": outcome.input_tokens,
+            "output_tokens": outcome.output_tokens,
+        }
+    )
 
 
 def event_from_body(body: Mapping[str, Any]) -> AuditEvent:

@@ -108,7 +108,8 @@ def migrate(db: Database) -> int:
         db.lock_migrations(session)
         session.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at "
-            + _TYPES[db.dialect]["real"] + " NOT NULL)"
+            + _TYPES[db.dialect]["real"]
+            + " NOT NULL)"
         )
         current = session.fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0]
         if current > SCHEMA_VERSION:
@@ -121,5 +122,7 @@ def migrate(db: Database) -> int:
                 continue
             for statement in statements:
                 session.execute(statement.format(**_TYPES[db.dialect]))
-            session.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time()))
+            session.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time())
+            )
     return SCHEMA_VERSION

@@ -424,6 +424,11 @@ class AuditSettings(Model):
         description="second location for exported checkpoints (default: <data-dir>/checkpoints); "
         "put it where the database administrator cannot rewrite it",
     )
+    replica_id: str | None = Field(
+        None,
+        description="this gateway's hash-chain id; env GREENROOM_REPLICA_ID wins; default <hostname>:<data-dir hash>. "
+        "Give every replica sharing one PostgreSQL its own",
+    )
 
 
 class GatewaySettings(Model):
