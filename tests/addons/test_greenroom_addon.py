@@ -1,0 +1,354 @@
+"""The Greenroom addon driven through mitmproxy's own test helpers (no network)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from mitmproxy import connection, http, tls
+from mitmproxy.proxy.mode_specs import ProxyMode
+from mitmproxy.test import taddons, tflow, tutils
+
+from addons.greenroom import KEY, Greenroom
+from gateway.audit import AuditEvent, Outcome
+from gateway.runtime import Runtime
+
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class RecordingSink:
+    """Collects what the addon records (stands in for the durable store)."""
+
+    def __init__(self) -> None:
+        self.recorded: list[AuditEvent] = []
+        self.completed: list[tuple[AuditEvent, Outcome]] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.recorded.append(event)
+
+    def complete(self, event: AuditEvent, outcome: Outcome) -> None:
+        self.completed.append((event, outcome))
+
+    def close(self) -> None:
+        pass
+
+
+def ai_flow(
+    host: str = "api.openai.com",
+    path: str = "/v1/chat/completions",
+    body: bytes | dict | None = None,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+    client: connection.Client | None = None,
+    reverse: bool = False,
+) -> http.HTTPFlow:
+    content = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
+    hdrs = {"content-type": "application/json", "content-length": str(len(content)), **(headers or {})}
+    req = tutils.treq(
+        host=host,
+        port=443,
+        scheme=b"https",
+        method=method.encode(),
+        path=path.encode(),
+        headers=http.Headers([(k.encode(), v.encode()) for k, v in hdrs.items()]),
+        content=content,
+    )
+    flow = tflow.tflow(req=req, client_conn=client)
+    if reverse:
+        flow.client_conn.proxy_mode = ProxyMode.parse("reverse:https://api.openai.com@8443")
+        flow.request.host = "127.0.0.1"
+        flow.request.port = 8443
+    return flow
+
+
+async def connect(addon: Greenroom, user: str, password: str) -> tuple[connection.Client, http.HTTPFlow]:
+    """Run a CONNECT with proxy credentials; return the client connection it authenticated."""
+    req = tutils.treq(
+        method=b"CONNECT",
+        host="api.openai.com",
+        port=443,
+        path=b"",
+        authority=b"api.openai.com:443",
+        headers=http.Headers([(b"Proxy-Authorization", basic(user, password).encode())]),
+        content=b"",
+    )
+    flow = tflow.tflow(req=req)
+    await addon.http_connect(flow)
+    return flow.client_conn, flow
+
+
+async def send(addon: Greenroom, flow: http.HTTPFlow) -> http.HTTPFlow:
+    await addon.requestheaders(flow)
+    await addon.request(flow)
+    return flow
+
+
+def refusal_body(flow: http.HTTPFlow) -> dict:
+    assert flow.response is not None
+    return json.loads(flow.response.content or b"{}")
+
+
+@pytest.fixture
+def sink() -> RecordingSink:
+    return RecordingSink()
+
+
+@pytest.fixture
+def addon(runtime: Runtime, sink: RecordingSink) -> Greenroom:
+    return Greenroom(runtime, sink)
+
+
+async def test_connect_without_credentials_gets_407(addon: Greenroom) -> None:
+    """No Proxy-Authorization on CONNECT → 407 with Proxy-Authenticate, nothing forwarded."""
+    with taddons.context(addon):
+        flow = tflow.tflow(
+            req=tutils.treq(
+                method=b"CONNECT",
+                host="api.openai.com",
+                port=443,
+                path=b"",
+                authority=b"api.openai.com:443",
+                content=b"",
+            )
+        )
+        await addon.http_connect(flow)
+        assert flow.response is not None and flow.response.status_code == 407
+        assert "Proxy-Authenticate" in flow.response.headers
+
+
+@pytest.mark.parametrize("user,password", [("alice", "wrong"), ("nobody", "alice-pw"), ("alice", "")])
+async def test_connect_with_wrong_credentials_gets_407(addon: Greenroom, user: str, password: str) -> None:
+    """A wrong password or unknown user → 407."""
+    with taddons.context(addon):
+        _, flow = await connect(addon, user, password)
+        assert flow.response is not None and flow.response.status_code == 407
+
+
+async def test_credentials_are_hashed_once_per_credential(addon: Greenroom, runtime: Runtime) -> None:
+    """Verifying the same credential on many connections computes one password hash."""
+    with taddons.context(addon):
+        for _ in range(5):
+            _, flow = await connect(addon, "alice", "alice-pw")
+            assert flow.response is None
+        assert runtime.current.authenticator.hash_count == 1
+
+
+async def test_allowed_request_is_rewritten_and_pinned(addon: Greenroom, sink: RecordingSink) -> None:
+    """An approved tool: store forced false, tenant header pinned over the client's, event recorded."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(
+            body={"model": "m", "messages": [], "store": True},
+            headers={"OpenAI-Organization": "org-someone-else"},
+            client=client,
+        )
+        await send(addon, flow)
+        assert flow.response is None
+        sent = json.loads(flow.request.content or b"")
+        assert sent["store"] is False
+        assert flow.request.headers.get_all("OpenAI-Organization") == ["org-doc"]
+        assert sink.recorded and sink.recorded[0].decision.action.value == "allow"
+        assert {r.rule for r in sink.recorded[0].rewrites} >= {"retention.store", "tenant.pinned"}
+
+
+async def test_unapproved_tool_is_refused_before_the_body(addon: Greenroom, sink: RecordingSink) -> None:
+    """bob's production has not approved the Anthropic API: provider-native 403 at requestheaders."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "bob", "bob-pw")
+        flow = ai_flow(host="api.anthropic.com", path="/v1/messages", body={"messages": []}, client=client)
+        await addon.requestheaders(flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        body = refusal_body(flow)
+        assert body["type"] == "error" and body["error"]["type"] == "permission_error"
+        assert "tool.unapproved" in body["error"]["message"]
+        assert flow.response.headers["x-should-retry"] == "false"
+        assert flow.response.headers["X-Greenroom-Decision"] == "block"
+        assert flow.response.headers["X-Greenroom-Event"] == sink.recorded[0].id
+
+
+@pytest.mark.parametrize(
+    "user,password,host,path,rule",
+    [
+        ("bob", "bob-pw", "api.openai.com", "/v1/images/generations", "tool.capability_unapproved"),
+        ("alice", "alice-pw", "api.openai.com", "/v1/traces/ingest", "retention.trace_ingest"),
+        ("alice", "alice-pw", "chatgpt.com", "/backend-anon/conversation", "tool.consumer_endpoint"),
+        (
+            "alice",
+            "alice-pw",
+            "generativelanguage.googleapis.com",
+            "/v1beta/models/g:generateContent",
+            "tool.unapproved",
+        ),
+        ("carol", "carol-pw", "api.openai.com", "/v1/chat/completions", "identity.no_production"),
+    ],
+)
+async def test_access_rules(
+    addon: Greenroom, user: str, password: str, host: str, path: str, rule: str
+) -> None:
+    """Each access rule refuses with its own rule id in the provider's error body."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, user, password)
+        flow = ai_flow(host=host, path=path, body={"prompt": "x"}, client=client)
+        await send(addon, flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        assert rule in flow.response.get_text()
+
+
+@pytest.mark.parametrize("hook", ["requestheaders", "request"])
+async def test_core_raises_request_is_blocked(addon: Greenroom, sink: RecordingSink, hook: str) -> None:
+    """An exception in our code blocks the request (gateway.error) instead of mitmproxy's fail-open."""
+    addon.fault = hook
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m", "messages": []}, client=client)
+        await send(addon, flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        assert "gateway.error" in flow.response.get_text()
+        assert flow.response.headers["X-Greenroom-Decision"] == "block"
+        assert sink.recorded and sink.recorded[-1].decision.rules == ("gateway.error",)
+
+
+async def test_core_raising_in_inspection_is_blocked(
+    addon: Greenroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug deep in the core (not an injected fault) is still a block."""
+    import addons.greenroom as module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(module, "inspect_request", broken)
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m"}, client=client)
+        await send(addon, flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        assert "gateway.error" in flow.response.get_text()
+
+
+async def test_core_raises_in_responseheaders_kills_the_flow(addon: Greenroom) -> None:
+    """A response set in responseheaders would be overwritten by the upstream body: the flow is killed."""
+    addon.fault = "responseheaders"
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m"}, client=client)
+        await send(addon, flow)
+        flow.response = tutils.tresp()
+        addon.responseheaders(flow)
+        assert flow.error is not None and flow.error.msg == "Connection killed."
+
+
+async def test_declared_body_over_limit_gets_native_413(addon: Greenroom) -> None:
+    """Content-Length over max_body_bytes → provider-native 413 before the body is read."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body=b"x", headers={"content-length": "100000"}, client=client)
+        await addon.requestheaders(flow)
+        assert flow.response is not None and flow.response.status_code == 413
+        assert refusal_body(flow)["error"]["code"] == "content.too_large"
+
+
+async def test_large_body_is_inspected_off_the_loop(addon: Greenroom) -> None:
+    """A body above inline_inspect_bytes goes through the worker path and is still rewritten."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        big = {"model": "m", "messages": [{"role": "user", "content": "y" * 4000}], "store": True}
+        flow = ai_flow(body=big, client=client)
+        await send(addon, flow)
+        assert flow.response is None
+        assert json.loads(flow.request.content or b"")["store"] is False
+
+
+async def test_sse_response_is_streamed_and_counted(addon: Greenroom, sink: RecordingSink) -> None:
+    """text/event-stream answers pass through unbuffered; the outcome counts the streamed bytes."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m", "stream": True}, client=client)
+        await send(addon, flow)
+        flow.response = tutils.tresp(
+            headers=http.Headers([(b"content-type", b"text/event-stream")]), content=b""
+        )
+        addon.responseheaders(flow)
+        assert callable(flow.response.stream)
+        assert flow.response.stream(b"data: 1\n\n") == b"data: 1\n\n"
+        flow.response.stream(b"")
+        addon.response(flow)
+        event, outcome = sink.completed[-1]
+        assert outcome.streamed and outcome.response_bytes == len(b"data: 1\n\n")
+
+
+def test_non_catalog_hosts_are_not_intercepted(addon: Greenroom) -> None:
+    """TLS to a host outside the catalog is tunnelled: ignore_connection, so never decrypted."""
+    with taddons.context(addon):
+        for host, ignored in [("www.example.org", True), ("api.openai.com", False), ("x.fal.run", False)]:
+            ctx = _tls_context(host)
+            data = tls.ClientHelloData(ctx, _client_hello(host))
+            addon.tls_clienthello(data)
+            assert data.ignore_connection is ignored, host
+
+
+async def test_reverse_mode_routes_prefix_and_authenticates_token(addon: Greenroom) -> None:
+    """http://gateway:8443/openai/v1/... with X-Greenroom-Token reaches api.openai.com/v1/...;
+    the provider's Authorization header is left alone and our header is stripped."""
+    with taddons.context(addon):
+        flow = ai_flow(
+            path="/openai/v1/chat/completions",
+            body={"model": "m"},
+            reverse=True,
+            headers={"X-Greenroom-Token": "grt_alice", "Authorization": "Bearer sk-test"},
+        )
+        await send(addon, flow)
+        assert flow.response is None
+        assert (flow.request.host, flow.request.path) == ("api.openai.com", "/v1/chat/completions")
+        assert flow.request.headers["Authorization"] == "Bearer sk-test"
+        assert "X-Greenroom-Token" not in flow.request.headers
+        assert flow.metadata[KEY].principal.user == "alice"
+
+
+@pytest.mark.parametrize("headers,status", [({}, 401), ({"X-Greenroom-Token": "grt_wrong"}, 401)])
+async def test_reverse_mode_without_valid_token_is_refused(
+    addon: Greenroom, headers: dict, status: int
+) -> None:
+    """Reverse mode without a valid token: provider-native 401, nothing forwarded."""
+    with taddons.context(addon):
+        flow = ai_flow(path="/openai/v1/chat/completions", body={"model": "m"}, reverse=True, headers=headers)
+        await send(addon, flow)
+        assert flow.response is not None and flow.response.status_code == status
+        assert "identity.unauthenticated" in flow.response.get_text()
+
+
+async def test_draining_gateway_refuses_new_requests(addon: Greenroom) -> None:
+    """During SIGTERM drain, new AI requests get 503 gateway.draining."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        addon.draining = True
+        flow = ai_flow(body={"model": "m"}, client=client)
+        await send(addon, flow)
+        assert flow.response is not None and flow.response.status_code == 503
+
+
+def _tls_context(host: str):  # type: ignore[no-untyped-def]
+    from mitmproxy.proxy import context
+
+    client = tflow.tclient_conn()
+    client.proxy_mode = ProxyMode.parse("regular")
+    ctx = context.Context(client, taddons.context().options)
+    ctx.server = connection.Server(address=(host, 443))
+    return ctx
+
+
+def _client_hello(host: str) -> tls.ClientHello:
+    """A real ClientHello with SNI `host`, produced by the ssl module into a memory BIO."""
+    import ssl
+
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = ctx.wrap_bio(incoming, outgoing, server_hostname=host)
+    with pytest.raises(ssl.SSLWantReadError):
+        conn.do_handshake()
+    record = outgoing.read()
+    return tls.ClientHello(record[9:])  # 5-byte record header + 4-byte handshake header
