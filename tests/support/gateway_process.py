@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -186,16 +185,10 @@ class GatewayProcess:
         return lines[-1]
 
     def _reverse_url(self) -> str:
-        """https:// when the reverse listener speaks TLS (with the gateway CA), else http://."""
-        base = f"{self.host}:{self.reverse_port}"
-        try:
-            with socket.create_connection((self.host, self.reverse_port), timeout=3) as raw:
-                ctx = ssl.create_default_context(cafile=self.ca_cert)
-                ctx.check_hostname = False
-                with ctx.wrap_socket(raw, server_hostname=self.host):
-                    return f"https://{base}"
-        except (OSError, ssl.SSLError):
-            return f"http://{base}"
+        """The reverse-mode base (no path). Plain HTTP on loopback, as config/demo/gateway.yaml
+        documents; GREENROOM_E2E_REVERSE_SCHEME=https tests TLS to the listener (gateway CA) instead."""
+        scheme = os.environ.get("GREENROOM_E2E_REVERSE_SCHEME", "http")
+        return f"{scheme}://{self.host}:{self.reverse_port}"
 
     def _kill(self) -> None:
         if self.proc and self.proc.poll() is None:
