@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "gateway.commands.ca",
     "gateway.commands.config",
     "gateway.commands.tools",
+    "gateway.commands.audit",
+    "gateway.commands.keys",
 )
 
 
