@@ -187,7 +187,8 @@ class Authenticator:
         network = self.network_for(client_ip)
         if network is None or network.anonymous_user is None:
             return None
-        return Principal(network.anonymous_user, Role.STAFF, network.production, "network")
+        user = self._users.get(network.anonymous_user)
+        return Principal(network.anonymous_user, user.role if user else Role.STAFF, network.production, "network")
 
     def network_for(self, client_ip: str) -> NetworkMapping | None:
         try:

@@ -142,7 +142,7 @@ def _read_document(file: Path) -> _Document:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        what = getattr(exc, "problem", None) or str(exc)
+        what = getattr(exc, "problem", None) or type(exc).__name__  # never str(exc): it quotes the line
         raise ConfigError(f"{file}:{line}: not valid YAML: {what}; check indentation and quoting") from exc
     finally:
         loader.dispose()
@@ -270,9 +270,7 @@ _HINTS = {
 def _format_errors(exc: ValidationError, doc: _Document, base: Path_) -> Iterator[str]:
     for error in exc.errors(include_input=False, include_url=False):
         loc = (*base, *error["loc"])
-        message = _HINTS.get(error["type"], error["msg"])
-        if error["type"] == "literal_error" or error["type"] == "enum":
-            message = f"{error['msg']}"
+        message = _HINTS.get(error["type"], error["msg"]).removeprefix("Value error, ")
         yield f"{doc.file}:{doc.line(loc)}: {_dotted(loc) or '(top level)'}: {message}"
 
 

@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+_SCRYPT_HASH = re.compile(r"scrypt\$(1[0-9]|20)\$[1-9][0-9]{0,2}\$[1-9][0-9]?\$[A-Za-z0-9+/]{16,}={0,2}\$[A-Za-z0-9+/]{32,}={0,2}")
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case id: letters, digits, . _ -")]
 JsonValue = Any
 
@@ -267,7 +268,7 @@ class User(Model):
     @field_validator("password_hash")
     @classmethod
     def _hashed(cls, value: str) -> str:
-        if not value.startswith("scrypt$"):
+        if not _SCRYPT_HASH.fullmatch(value):
             raise ValueError(
                 "must be a scrypt hash, not a plain password; create one with "
                 "`greenroom config hash-password`"
@@ -531,11 +532,18 @@ def cross_reference_problems(config: GatewayConfig) -> list[tuple[Locator, str]]
     ip = {i.id for i in config.registry.ip}
     for prod in config.productions:
         problems += _production_problems(prod, users, tools, talent, ip)
+    users_by_name = {u.name for u in config.users}
     for i, net in enumerate(config.settings.networks):
         if net.production not in productions:
             problems.append(
                 (("settings", "gateway", ("networks", i, "production")),
                  f"production {net.production!r} is not defined")
+            )
+        if net.anonymous_user is not None and net.anonymous_user not in users_by_name:
+            problems.append(
+                (("settings", "gateway", ("networks", i, "anonymous_user")),
+                 f"user {net.anonymous_user!r} is not defined; add it to users.yaml (it names who the "
+                 "network's requests are recorded as)")
             )
     return problems
 
