@@ -6,7 +6,7 @@ Each replica's entries are read in sequence order. For every entry:
 - its previous hash is not its predecessor's hash:
     - it names the same predecessor as the entry before → that entry was `inserted`
     - it names an entry nearby                          → `reordered`
-    - otherwise                                         → `inserted` (a foreign entry)
+    - otherwise (its predecessor is nowhere)            → `deleted` (and the rest renumbered)
 - its recomputed hash differs, or its indexed columns disagree with its hashed body → `modified`
 
 Then against the signed checkpoints exported for that replica: a checkpoint beyond the last stored
@@ -76,22 +76,24 @@ class VerifyReport:
 
     @property
     def first(self) -> Problem | None:
-        """The earliest problem (by the time of the entry where it shows)."""
+        """The first problem: earliest in its replica's chain; across replicas, the earliest in time."""
         if not self.problems:
             return None
-        return min(
-            self.problems,
-            key=lambda p: (
-                p.ts if p.ts is not None else float("inf"),
-                p.replica,
-                p.seq if p.seq is not None else -1,
-            ),
-        )
+        firsts: dict[str, Problem] = {}
+        for problem in self.problems:
+            held = firsts.get(problem.replica)
+            if held is None or _position(problem) < _position(held):
+                firsts[problem.replica] = problem
+        return min(firsts.values(), key=lambda p: (p.ts if p.ts is not None else float("inf"), p.replica))
 
     def raise_for_problems(self) -> None:
         """Raise IntegrityError naming the first bad event, if any problem was found."""
         if self.first is not None:
             raise IntegrityError(f"audit trail altered: {self.first}", self.problems)
+
+
+def _position(problem: Problem) -> int:
+    return problem.seq if problem.seq is not None else 1 << 62
 
 
 @dataclass(slots=True)
@@ -172,7 +174,13 @@ def _check_row(
             ]
         if row.prev_hash in nearby:
             return [problem("reordered", "entry is out of order: it chains to a different predecessor")]
-        return [problem("inserted", "entry does not chain to its predecessor (inserted or foreign)")]
+        return [
+            problem(
+                "deleted",
+                "the entry this one chains to is missing (deleted, later entries renumbered) "
+                "or this entry is foreign",
+            )
+        ]
     if chain_hash(row.replica, row.seq, row.kind, row.prev_hash, row.body.encode()) != row.hash:
         return [problem("modified", "entry content does not match its hash (altered after it was written)")]
     if mismatch := _column_mismatch(row):
