@@ -98,8 +98,11 @@ class Greenroom:
         try:
             if isinstance(data.context.client.proxy_mode, ReverseMode):
                 return
-            host = data.client_hello.sni or (data.context.server.address or ("",))[0]
-            if not self.runtime.current.catalog.is_ai_host(str(host)):
+            catalog = self.runtime.current.catalog
+            names = (data.client_hello.sni, (data.context.server.address or ("",))[0])
+            # Intercept when either the CONNECT target or the SNI is an AI host: tunnelling a
+            # connection whose SNI names another site to an AI host would let it pass unseen.
+            if not any(name and catalog.is_ai_host(str(name)) for name in names):
                 data.ignore_connection = True
         except Exception as exc:  # noqa: BLE001 - undecidable → intercept (and so inspect): fail closed
             log.error("tls_clienthello_failed", error=type(exc).__name__)
@@ -110,7 +113,8 @@ class Greenroom:
             return
         gen = self.runtime.current
         reverse = isinstance(flow.client_conn.proxy_mode, ReverseMode)
-        if not reverse and not gen.catalog.is_ai_host(flow.request.host):
+        ai_host = None if reverse else _ai_host(flow, gen)
+        if not reverse and ai_host is None:
             await self._plain_request(flow, gen)
             return
         context = FlowContext(new_event_id(), time.perf_counter(), gen, mode="reverse" if reverse else "proxy")
@@ -130,7 +134,8 @@ class Greenroom:
                 self._respond(flow, proxy_auth_required())
             return
         context.principal = principal
-        context.classification = gen.catalog.classify(flow.request.host, flow.request.method, flow.request.path)
+        host = flow.request.host if reverse else ai_host
+        context.classification = gen.catalog.classify(host or "", flow.request.method, flow.request.path)
         context.production = gen.productions.get(principal.production or "")
         if context.classification is None:  # reverse mode routed to a host the catalog no longer lists
             self._refuse(flow, context, [Reason("tool.unknown", Action.BLOCK, "not an AI tool in the catalog")])
@@ -419,6 +424,16 @@ def _apply(flow: http.HTTPFlow, inspection: Inspection) -> None:
         flow.request.headers.pop("transfer-encoding", None)
     if inspection.target is not None:
         flow.request.path = inspection.target
+
+
+def _ai_host(flow: http.HTTPFlow, gen: Generation) -> str | None:
+    """The AI tool host this request is for, judged by destination, Host header and SNI alike."""
+    candidates = (flow.request.host, flow.request.host_header or "", flow.client_conn.sni or "")
+    for candidate in candidates:
+        name = candidate.rsplit(":", 1)[0] if candidate.count(":") == 1 else candidate
+        if name and gen.catalog.is_ai_host(name):
+            return name
+    return None
 
 
 def _should_stream(response: http.Response) -> bool:

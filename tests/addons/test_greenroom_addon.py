@@ -352,3 +352,50 @@ def _client_hello(host: str) -> tls.ClientHello:
         conn.do_handshake()
     record = outgoing.read()
     return tls.ClientHello(record[9:])  # 5-byte record header + 4-byte handshake header
+
+
+@pytest.mark.parametrize(
+    "sni,connect_host,ignored",
+    [
+        ("www.example.org", "api.openai.com", False),  # fronting attempt: SNI elsewhere, CONNECT to an AI host
+        ("api.openai.com", "203.0.113.7", False),  # CONNECT to an IP, SNI names the AI host
+        ("www.example.org", "www.example.org", True),
+    ],
+)
+def test_interception_considers_sni_and_connect_target(addon: Greenroom, sni: str, connect_host: str,
+                                                       ignored: bool) -> None:
+    """A connection is tunnelled only when neither its SNI nor its CONNECT target is an AI host."""
+    with taddons.context(addon):
+        ctx = _tls_context(connect_host)
+        data = tls.ClientHelloData(ctx, _client_hello(sni))
+        addon.tls_clienthello(data)
+        assert data.ignore_connection is ignored
+
+
+async def test_host_header_naming_an_ai_host_is_inspected(addon: Greenroom) -> None:
+    """A request whose Host header names an AI tool is treated as that tool, wherever it connects."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "bob", "bob-pw")
+        flow = ai_flow(host="cdn.example.net", path="/v1/messages", body={"messages": []}, client=client,
+                       headers={"Host": "api.anthropic.com"})
+        await send(addon, flow)
+        assert flow.response is not None and "tool.unapproved" in flow.response.get_text()
+
+
+async def test_decision_log_holds_no_content(runtime: Runtime) -> None:
+    """The decision log line has ids, rules and sizes; never the prompt, password or token."""
+    from structlog.testing import capture_logs
+
+    addon = Greenroom(runtime)  # the default LogSink
+    canary = "CANARY-PROMPT-7c1e"
+    with taddons.context(addon), capture_logs() as logs:
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m", "messages": [{"role": "user", "content": canary}]}, client=client,
+                       headers={"Authorization": "Bearer sk-secret-key"})
+        await send(addon, flow)
+        flow.response = tutils.tresp(content=b'{"ok": true}')
+        addon.response(flow)
+    assert any(entry["event"] == "request_allowed" for entry in logs)
+    text = repr(logs)
+    for secret in (canary, "alice-pw", "sk-secret-key"):
+        assert secret not in text
