@@ -7,6 +7,7 @@ proxy itself (the proxy only forwards to upstream hosts; the admin port is not o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 import structlog
@@ -49,10 +50,8 @@ class AdminServer:
         head = (f"HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {len(body)}\r\n"
                 "cache-control: no-store\r\nconnection: close\r\n\r\n")
         writer.write(head.encode() + body)
-        try:
+        with contextlib.suppress(ConnectionError):
             await writer.drain()
-        except ConnectionError:
-            pass
         writer.close()
 
     def _route(self, path: str) -> tuple[str, str, bytes]:

@@ -40,7 +40,7 @@ __all__ = ["FlowContext", "Greenroom"]
 log = structlog.get_logger("greenroom.addon")
 
 KEY = "greenroom"
-TOKEN_HEADER = "X-Greenroom-Token"
+TOKEN_HEADER = "X-Greenroom-Token"  # noqa: S105 - a header name, not a secret
 AUTH_HEADER = "X-Greenroom-Authorization"
 PRODUCTION_HEADER = "X-Greenroom-Production"
 _OUR_HEADERS = (TOKEN_HEADER, AUTH_HEADER, PRODUCTION_HEADER, "Proxy-Authorization")

@@ -25,7 +25,7 @@ from gateway.policy import decide
 from gateway.tools.catalog import Classification
 from gateway.tools.rewrite import apply_rewrites, pin_tenant
 
-__all__ = ["HttpRequest", "Inspection", "InputExtractor", "inspect_request", "split_target"]
+__all__ = ["HttpRequest", "InputExtractor", "Inspection", "inspect_request", "split_target"]
 
 Pairs = tuple[tuple[str, str], ...]
 InputExtractor = Callable[["HttpRequest", bytes, ParsedJson | None, Limits], tuple[Inputs, list[Reason]]]

@@ -96,10 +96,10 @@ def render_refusal(
 def proxy_auth_required(realm: str = "Greenroom") -> Refusal:
     """407 for a missing or wrong proxy credential (nothing is forwarded)."""
     body = (
-        "<html><head><title>407 Proxy Authentication Required</title></head><body>"
-        "<h1>407 Proxy Authentication Required</h1><p>Sign in to the Greenroom AI gateway with your "
-        "studio user name and password (HTTPS_PROXY=http://USER:PASSWORD@gateway:8080).</p></body></html>"
-    ).encode()
+        b"<html><head><title>407 Proxy Authentication Required</title></head><body>"
+        b"<h1>407 Proxy Authentication Required</h1><p>Sign in to the Greenroom AI gateway with your "
+        b"studio user name and password (HTTPS_PROXY=http://USER:PASSWORD@gateway:8080).</p></body></html>"
+    )
     return Refusal(
         407,
         (

@@ -20,14 +20,15 @@ __all__ = [
     "AdminSettings",
     "AuditSettings",
     "Capability",
-    "Consent",
     "ConfidentialTerm",
+    "Consent",
     "Endpoint",
     "ErrorFormat",
     "GatewayConfig",
     "GatewaySettings",
     "HeaderRemove",
     "HeaderSet",
+    "IntellectualProperty",
     "JsonRemove",
     "JsonSet",
     "Limits",
@@ -36,20 +37,21 @@ __all__ = [
     "Production",
     "ProductionKind",
     "QuerySet",
+    "Registry",
     "Rewrite",
     "Role",
+    "Talent",
     "TenantPin",
     "Tool",
     "ToolGrant",
-    "IntellectualProperty",
-    "Registry",
-    "Talent",
     "User",
     "cross_reference_problems",
 ]
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
-_SCRYPT_HASH = re.compile(r"scrypt\$(1[0-9]|20)\$[1-9][0-9]{0,2}\$[1-9][0-9]?\$[A-Za-z0-9+/]{16,}={0,2}\$[A-Za-z0-9+/]{32,}={0,2}")
+_SCRYPT_HASH = re.compile(
+    r"scrypt\$(1[0-9]|20)\$[1-9][0-9]{0,2}\$[1-9][0-9]?\$[A-Za-z0-9+/]{16,}={0,2}\$[A-Za-z0-9+/]{32,}={0,2}"
+)
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, description="lower-case id: letters, digits, . _ -")]
 JsonValue = Any
 
@@ -355,7 +357,9 @@ class Production(Model):
         default_factory=list, description="production secrets (never logged; matched case-insensitively)"
     )
     consents: list[Consent] = Field(default_factory=list, description="talent consents on file")
-    licensed_ip: list[Identifier] = Field(default_factory=list, description="registry IP ids licensed to this production")
+    licensed_ip: list[Identifier] = Field(
+        default_factory=list, description="registry IP ids licensed to this production"
+    )
     retention_days: int = Field(90, ge=1, le=3650, description="days captured inputs are kept before purge")
 
     @field_validator("tools", mode="before")
