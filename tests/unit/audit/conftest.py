@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,41 +16,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.audit import AuditEvent, AuditStore, new_event_id
+from gateway.audit import AuditStore
 from gateway.audit.checkpoint import Signer
 from gateway.audit.postgres import PostgresDatabase
 from gateway.audit.sqlite import SqliteDatabase
-from gateway.config.models import Action
-from gateway.decision import Decision, Reason
 
 PG_BASE = os.environ.get("GREENROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = secrets.token_hex(4)
-
-
-def make_event(
-    n: int = 0, production: str = "northern-lights", user: str = "alice", **fields: Any
-) -> AuditEvent:
-    """A plausible event; `n` varies the path so events differ."""
-    values: dict[str, Any] = dict(
-        id=new_event_id(),
-        ts=time.time(),
-        user=user,
-        production=production,
-        tool="openai-api",
-        endpoint="chat.completions",
-        capability="chat",
-        method="POST",
-        host="api.openai.com",
-        path=f"/v1/chat/completions/{n}",
-        mode="proxy",
-        client="10.0.0.7",
-        decision=Decision.of(
-            [Reason("pii.email", Action.NOTIFY, entity="email", location="body.messages[0]")]
-        ),
-        request_bytes=100 + n,
-    )
-    values.update(fields)
-    return AuditEvent(**values)
 
 
 @pytest.fixture
@@ -88,9 +59,7 @@ def make_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
         db = PostgresDatabase(dsn) if dsn else SqliteDatabase(tmp_path / "audit.sqlite3")
         options.setdefault("checkpoint_every", 4)
         options.setdefault("checkpoint_seconds", 3600.0)
-        store = AuditStore(
-            db, replica_id=replica_id, signer=signer, checkpoint_dir=tmp_path / "checkpoints", **options
-        )
+        store = AuditStore(db, replica_id=replica_id, signer=signer, checkpoint_dir=tmp_path / "checkpoints", **options)
         opened.append(store)
         return store
 

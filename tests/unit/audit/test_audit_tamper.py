@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_event
+from audit_helpers import make_event
 
 from gateway.audit import AuditStore, Outcome
 from gateway.audit.checkpoint import replica_slug
@@ -247,9 +247,7 @@ def test_a_signed_checkpoint_by_an_unknown_key_is_rejected(trail: Trail) -> None
     from gateway.audit.checkpoint import Checkpoint, Signer, write_checkpoint
 
     forger = Signer(Ed25519PrivateKey.generate())
-    write_checkpoint(
-        trail.checkpoint_dir, forger.sign(Checkpoint(REPLICA, 11, "f" * 64, "evt_x", 0.0, "")), forger
-    )
+    write_checkpoint(trail.checkpoint_dir, forger.sign(Checkpoint(REPLICA, 11, "f" * 64, "evt_x", 0.0, "")), forger)
     (folder / f"signer-{forger.key}.pub").unlink()
     problems = trail.store.verify().problems
     assert [p.kind for p in problems] == ["checkpoint"]
