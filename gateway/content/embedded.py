@@ -33,7 +33,9 @@ class Blob:
 
 
 _B64_CHARS = "A-Za-z0-9+/_\\-"
-_DATA_URL = re.compile(r"(?<![a-z0-9])data:([a-z0-9!#$&^_.+\-]+/[a-z0-9!#$&^_.+\-]+)?((?:;[^;,\s\"'<>()]*)*),", re.I)
+_DATA_URL = re.compile(
+    r"(?<![a-z0-9])data:([a-z0-9!#$&^_.+\-]+/[a-z0-9!#$&^_.+\-]+)?((?:;[^;,\s\"'<>()]*)*),", re.I
+)
 _DATA_PAYLOAD = re.compile(rf"[{_B64_CHARS}%]+(?:[ \t]*\r?\n[ \t]*[{_B64_CHARS}%]+)*=*(?:%3D)*", re.I)
 _B64_RUN = re.compile(
     rf"(?<![{_B64_CHARS}])[{_B64_CHARS}]{{24,}}(?:[ \t]*\r?\n[ \t]*[{_B64_CHARS}]+)*={{0,2}}"

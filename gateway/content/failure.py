@@ -35,7 +35,7 @@ def translated(what: str, location: str) -> Iterator[None]:
         raise TooLargeError(f"{what} needs too much memory to decode", location=location) from exc
     except RecursionError as exc:
         raise TooDeepError(f"{what} is nested too deeply to decode", location=location) from exc
-    except Exception as exc:  # noqa: BLE001 - the boundary to third-party decoders: fail closed
+    except Exception as exc:  # the boundary to third-party decoders: fail closed
         raise UninspectableError(
             f"cannot decode {what} ({type(exc).__name__})", location=location
         ) from exc
@@ -52,7 +52,7 @@ def translated_unexpected(location: str) -> Iterator[None]:
         raise TooLargeError("decoding needs too much memory", location=location) from exc
     except RecursionError as exc:
         raise TooDeepError("content is nested too deeply to decode", location=location) from exc
-    except Exception as exc:  # noqa: BLE001 - public entry point: never let another type escape
+    except Exception as exc:  # public entry point: never let another type escape
         raise UninspectableError(
             f"{INTERNAL_ERROR_PREFIX} ({type(exc).__name__})", location=location
         ) from exc

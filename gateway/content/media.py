@@ -1,0 +1,137 @@
+"""Audio and video through PyAV (FFmpeg bundled in its wheels): probing, PCM, sampled frames.
+
+`probe_media` runs while Inputs are gathered: it opens the container and checks its streams and
+declared duration, so an undecodable or over-long file fails early. `decode_audio` gives mono
+float32 PCM at 16 kHz for voice checks; `sample_video_frames` gives RGB frames spaced in time for
+face and IP checks. Raw PCM (OpenAI Realtime, Gemini Live) has no container: its rate comes from
+the protocol (`audio/pcm;rate=24000`), as the sniffed type cannot tell.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+from PIL import Image
+
+from gateway.errors import TooLargeError, UninspectableError
+
+from .failure import translated
+from .inputs import MediaItem
+from .limits import ContentLimits
+
+if TYPE_CHECKING:
+    from .collector import Collector
+
+__all__ = ["SAMPLE_RATE", "decode_audio", "probe_media", "sample_video_frames"]
+
+SAMPLE_RATE = 16_000
+_RAW_RATE = re.compile(r"rate=(\d{3,6})")
+_DEFAULT_RAW_RATE = 24_000
+
+
+def probe_media(sink: Collector, data: bytes, location: str, depth: int) -> None:
+    """Open an audio or video container and check its streams against the limits."""
+    limits = sink.limits
+    with translated("audio/video container", location), _open(data) as container:
+        if not container.streams.audio and not container.streams.video:
+            raise UninspectableError("container has no audio or video stream", location=location)
+        if container.duration is not None and container.duration / av.time_base > limits.max_audio_seconds:
+            raise TooLargeError(f"media longer than {limits.max_audio_seconds} s", location=location)
+        for stream in container.streams.video:
+            _check_video_size(stream, limits, location)
+
+
+def decode_audio(item: MediaItem, limits: ContentLimits) -> np.ndarray:
+    """The item's first audio stream as mono float32 PCM at 16 kHz, within `max_audio_seconds`."""
+    max_samples = int(limits.max_audio_seconds * SAMPLE_RATE)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    chunks: list[np.ndarray] = []
+    total = 0
+    with translated("audio", item.location):
+        for frame in _audio_frames(item):
+            for resampled in resampler.resample(frame):
+                total += _append(chunks, resampled, total, max_samples, item.location)
+        for resampled in resampler.resample(None):
+            total += _append(chunks, resampled, total, max_samples, item.location)
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def sample_video_frames(item: MediaItem, limits: ContentLimits) -> list[Image.Image]:
+    """RGB frames at least `video_sample_seconds` apart (wider for long videos), at most `max_frames`."""
+    samples: list[Image.Image] = []
+    with translated("video", item.location), _open(item.data) as container:
+        if not container.streams.video:
+            raise UninspectableError("no video stream", location=item.location)
+        stream = container.streams.video[0]
+        _check_video_size(stream, limits, item.location)
+        interval = _sample_interval(container, limits)
+        next_time = 0.0
+        for frame in container.decode(stream):
+            seconds = float(frame.time or 0.0)
+            if seconds > limits.max_audio_seconds:
+                raise TooLargeError(f"video longer than {limits.max_audio_seconds} s", location=item.location)
+            if seconds + 1e-6 < next_time:
+                continue
+            if len(samples) >= limits.max_frames:
+                raise TooLargeError(f"more than {limits.max_frames} sampled frames", location=item.location)
+            samples.append(frame.to_image().convert("RGB"))
+            next_time = seconds + interval
+    if not samples:
+        raise UninspectableError("video has no decodable frames", location=item.location)
+    return samples
+
+
+def _open(data: bytes) -> av.container.InputContainer:
+    return av.open(io.BytesIO(data), mode="r")
+
+
+def _audio_frames(item: MediaItem) -> Iterator[av.AudioFrame]:
+    if item.sniffed_type == "audio/pcm":
+        yield _raw_pcm_frame(item)
+        return
+    with _open(item.data) as container:
+        if not container.streams.audio:
+            raise UninspectableError("no audio stream", location=item.location)
+        yield from container.decode(container.streams.audio[0])
+
+
+def _raw_pcm_frame(item: MediaItem) -> av.AudioFrame:
+    """Raw 16-bit little-endian mono PCM at the rate the protocol declared."""
+    match = _RAW_RATE.search(item.declared_type)
+    rate = int(match.group(1)) if match else _DEFAULT_RAW_RATE
+    samples = np.frombuffer(item.data[: len(item.data) // 2 * 2], dtype="<i2").reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = rate
+    return frame
+
+
+def _append(
+    chunks: list[np.ndarray], frame: av.AudioFrame, total: int, max_samples: int, location: str
+) -> int:
+    samples = frame.to_ndarray().reshape(-1)
+    if total + len(samples) > max_samples:
+        raise TooLargeError(f"audio longer than {max_samples // SAMPLE_RATE} s", location=location)
+    chunks.append(samples)
+    return len(samples)
+
+
+def _check_video_size(stream: av.video.stream.VideoStream, limits: ContentLimits, location: str) -> None:
+    width = stream.codec_context.width or 0
+    height = stream.codec_context.height or 0
+    if width * height > limits.max_image_pixels:
+        raise TooLargeError(f"video frames exceed {limits.max_image_pixels} pixels", location=location)
+
+
+def _sample_interval(container: av.container.InputContainer, limits: ContentLimits) -> float:
+    interval = limits.video_sample_seconds
+    if container.duration:
+        seconds = container.duration / av.time_base
+        interval = max(interval, seconds / max(limits.max_frames, 1))
+    return interval
