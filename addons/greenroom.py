@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -443,7 +443,7 @@ def _should_stream(response: http.Response) -> bool:
     return "content-length" not in response.headers
 
 
-def _counting_stream(flow: http.HTTPFlow, context: FlowContext):  # type: ignore[no-untyped-def]
+def _counting_stream(flow: http.HTTPFlow, context: FlowContext) -> Callable[[bytes], bytes]:
     def stream(chunk: bytes) -> bytes:
         try:
             context.streamed_bytes += len(chunk)

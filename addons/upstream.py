@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mitmproxy import ctx, exceptions
 from mitmproxy.proxy import server_hooks
@@ -39,14 +40,14 @@ class UpstreamOverride:
         self._is_ai_host = is_ai_host
         self.overrides: tuple[Override, ...] = ()
 
-    def load(self, loader):  # type: ignore[no-untyped-def]
+    def load(self, loader: Any) -> None:
         loader.add_option(
             "greenroom_upstream_override", Sequence[str], [],
             "HOST=IP:PORT: connect to IP:PORT instead of resolving HOST (SNI, Host and certificate checks "
             "stay HOST's); '*' applies to every AI tool host. Staging and tests only.",
         )
 
-    def configure(self, updated):  # type: ignore[no-untyped-def]
+    def configure(self, updated: set[str]) -> None:
         if "greenroom_upstream_override" in updated:
             try:
                 self.overrides = parse_overrides(ctx.options.greenroom_upstream_override)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from gateway.config import GatewayConfig, load_config
 from gateway.config.models import GatewaySettings, IntellectualProperty, Production, Talent, Tool, User
 from gateway.passwords import hash_password, hash_token, new_token
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ht.set_defaults(handler=_hash_token)
 
 
-_SCHEMAS = {
+_SCHEMAS: dict[str, type[BaseModel]] = {
     "gateway": GatewaySettings,
     "users": User,
     "production": Production,

@@ -299,7 +299,7 @@ def _locators(
                 out[("user", str(item["name"]))] = (users, ("users", index))
     for kind, entries in (("production", productions), ("tool", tools), ("talent", talent), ("ip", ip)):
         for entity, doc in entries:
-            out.setdefault((kind, entity.id), (doc, ()))  # type: ignore[attr-defined]
+            out.setdefault((kind, entity.id), (doc, ()))
     return out
 
 
