@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -9,7 +10,15 @@ from gateway.audit import AuditEvent, new_event_id
 from gateway.config.models import Action
 from gateway.decision import Decision, Reason
 
-__all__ = ["make_event"]
+__all__ = ["PG_BASE", "make_event", "pg_dsn"]
+
+PG_BASE = os.environ.get("GREENROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+"""the local PostgreSQL (user postgres, trust auth, database test); each test uses its own schema."""
+
+
+def pg_dsn(schema: str) -> str:
+    """A DSN whose tables live in `schema`."""
+    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
 
 
 def make_event(n: int = 0, production: str = "northern-lights", user: str = "alice", **fields: Any) -> AuditEvent:

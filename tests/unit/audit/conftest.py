@@ -7,7 +7,6 @@ PostgreSQL is unreachable they fail, so CI notices.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,13 +14,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from audit_helpers import PG_BASE, pg_dsn
 
 from gateway.audit import AuditStore
 from gateway.audit.checkpoint import Signer
 from gateway.audit.postgres import PostgresDatabase
 from gateway.audit.sqlite import SqliteDatabase
 
-PG_BASE = os.environ.get("GREENROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 RUN_ID = secrets.token_hex(4)
 
 
@@ -34,10 +33,6 @@ def pg_schema() -> Iterator[str]:
     yield schema
     with psycopg.connect(PG_BASE, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-def pg_dsn(schema: str) -> str:
-    return f"{PG_BASE}?options=-csearch_path%3D{schema}"
 
 
 StoreFactory = Callable[..., AuditStore]
