@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "gateway.commands.tools",
     "gateway.commands.audit",
     "gateway.commands.keys",
+    "gateway.commands.pac",
 )
 
 
