@@ -243,6 +243,8 @@ class Collector:
 
 def _inline_data_key(node: dict[str, Any]) -> str | None:
     """The key holding base64 media when `node` is an inline media part, else None."""
+    if node.keys().isdisjoint(_DATA_KEYS):
+        return None
     kind = node.get("type")
     if kind == "text":
         return None

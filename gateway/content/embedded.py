@@ -106,7 +106,8 @@ def find_blobs(text: str, max_bytes: int, location: str) -> list[Blob]:
     """Every base64 `data:` URL and every magic-recognised base64 run inside `text`."""
     blobs: list[Blob] = []
     taken = 0
-    for match in _DATA_URL.finditer(text):
+    data_urls = _DATA_URL.finditer(text) if "data:" in text.lower() else ()
+    for match in data_urls:
         if match.start() < taken:
             continue
         declared, params = _data_url_type(match)
@@ -154,6 +155,8 @@ def _find_base64_runs(text: str, taken: list[Blob], max_bytes: int, location: st
         if blob is not None:
             return [blob]
     blobs: list[Blob] = []
+    if not _has_long_token(text):
+        return blobs
     for match in _B64_RUN.finditer(text):
         if any(b.start <= match.start() < b.end for b in taken):
             continue
@@ -161,6 +164,11 @@ def _find_base64_runs(text: str, taken: list[Blob], max_bytes: int, location: st
         if blob is not None:
             blobs.append(blob)
     return blobs
+
+
+def _has_long_token(text: str) -> bool:
+    """A base64 run has no whitespace, so it lies inside one long token (a fast pre-check)."""
+    return max(map(len, text.split()), default=0) >= _MIN_BLOB_CHARS
 
 
 def _blob_in_run(run: str, offset: int, max_bytes: int, location: str) -> Blob | None:

@@ -19,6 +19,7 @@ from gateway.errors import TooLargeError, UninspectableError
 __all__ = ["SUPPORTED_CODINGS", "decode_body", "parse_codings"]
 
 _CHUNK = 64 * 1024
+_STEP = 1024 * 1024
 
 
 def parse_codings(header: str | None) -> list[str]:
@@ -80,11 +81,14 @@ def _deflate(data: bytes, cap: int) -> bytes:
 
 
 def _drain(d: zlib._Decompress, data: bytes, out: bytearray, cap: int, name: str) -> None:
+    """Inflate in 1 MiB steps straight into `out`, so memory stays near `cap`, never twice it."""
     try:
-        chunk = d.decompress(data, cap - len(out) + 1)
-        out += chunk
-        while d.unconsumed_tail and len(out) <= cap:
-            out += d.decompress(d.unconsumed_tail, cap - len(out) + 1)
+        out += d.decompress(data, min(_STEP, cap - len(out) + 1))
+        while not d.eof and len(out) <= cap:
+            chunk = d.decompress(d.unconsumed_tail, min(_STEP, cap - len(out) + 1))
+            if not chunk and not d.unconsumed_tail:
+                break
+            out += chunk
     except zlib.error as exc:
         raise UninspectableError(f"corrupt {name} data: {exc}", location="body") from exc
     if len(out) > cap:

@@ -81,6 +81,7 @@ def sniff(data: bytes) -> Sniffed | None:
         or _sniff_tar(head)
         or _sniff_markup(head)
         or _sniff_mpeg_audio(head)
+        or _sniff_bmp(head)
         or _sniff_pdf_late(head)
     )
 
@@ -146,6 +147,13 @@ def _sniff_mpeg_audio(head: bytes) -> Sniffed | None:
     bitrate_ok = head[2] & 0xF0 != 0xF0
     if layer_ok and version_ok and bitrate_ok:
         return Sniffed("audio/mpeg", "audio", strong=False)
+    return None
+
+
+def _sniff_bmp(head: bytes) -> Sniffed | None:
+    """BMP: `BM`, then the file size and two reserved zero words (weak: two letters of text)."""
+    if len(head) >= 26 and head.startswith(b"BM") and head[6:10] == b"\x00\x00\x00\x00":
+        return Sniffed("image/bmp", "image", strong=False)
     return None
 
 

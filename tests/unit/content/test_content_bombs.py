@@ -1,0 +1,126 @@
+"""Bombs: refused with the right error, in bounded time and memory (measured here, generous bounds).
+
+Memory is the tracemalloc peak of Python allocations (bytes objects, bytearrays: where inflated
+data lands); time is wall clock with a bound far above the expected, to catch hangs, not to race.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+import tracemalloc
+import zipfile
+import zlib
+from collections.abc import Callable
+
+import pytest
+from content_samples import multipart_body, png_bomb, zip_of
+
+from gateway.content import ContentLimits, RequestContent, decode_body, extract_inputs
+from gateway.errors import InspectionError, TooDeepError, TooLargeError
+
+MIB = 1024 * 1024
+TIME_BOUND = 15.0
+
+
+def measured(action: Callable[[], object], error: type[InspectionError]) -> tuple[float, int]:
+    """Run `action`, expecting `error`; return (seconds, peak traced bytes)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(error):
+            action()
+        return time.perf_counter() - started, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """`inflated` bytes of zeros as concatenated gzip members (every member is decoded)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    member = compressor.compress(b"\x00" * (16 * MIB)) + compressor.flush()
+    return member * (inflated // (16 * MIB))
+
+
+def upload(data: bytes) -> RequestContent:
+    body, content_type = multipart_body([("file", "x", None, data, {})])
+    return RequestContent("POST", "/v1/files", body=body, content_type=content_type)
+
+
+def zeros_zip(size: int) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive, archive.open("zeros.txt", "w") as member:
+        for _ in range(size // MIB):
+            member.write(b"\x00" * MIB)
+    return buffer.getvalue()
+
+
+def lying_zip(actual: int, declared: int) -> bytes:
+    """A zip whose headers declare `declared` bytes for a member that inflates to `actual`."""
+    data = bytearray(zeros_zip(actual))
+    local = data.find(b"PK\x03\x04")
+    central = data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, declared)
+    struct.pack_into("<I", data, central + 24, declared)
+    return bytes(data)
+
+
+def nested_zips(depth: int) -> bytes:
+    data = b"innermost text"
+    for level in range(depth):
+        data = zip_of({f"level{level}.zip" if level else "note.txt": data})
+    return data
+
+
+def nested_gzip(depth: int) -> bytes:
+    data = b"innermost text"
+    for _ in range(depth):
+        data = zlib.compress(data, 9, wbits=31)
+    return data
+
+
+SMALL = ContentLimits(max_decoded_bytes=64 * MIB, max_archive_bytes=16 * MIB)
+
+BOMBS = [
+    pytest.param(lambda: decode_body(gzip_bomb(512 * MIB), "gzip", 16 * MIB), TooLargeError, 64 * MIB,
+                 id="gzip-content-encoding-512MiB"),
+    pytest.param(lambda: extract_inputs(upload(gzip_bomb(256 * MIB)), SMALL), TooLargeError, 64 * MIB,
+                 id="gzip-file-upload-256MiB"),
+    pytest.param(lambda: extract_inputs(upload(zeros_zip(64 * MIB)), SMALL), TooLargeError, 16 * MIB,
+                 id="zip-declared-64MiB"),
+    pytest.param(lambda: extract_inputs(upload(lying_zip(64 * MIB, 1000)), SMALL), InspectionError, 16 * MIB,
+                 id="zip-lying-header"),
+    pytest.param(lambda: extract_inputs(upload(zip_of({f"{i}": b"" for i in range(5000)})), ContentLimits()),
+                 TooLargeError, 64 * MIB, id="zip-5000-members"),
+    pytest.param(lambda: extract_inputs(upload(png_bomb()), ContentLimits()), TooLargeError, 16 * MIB,
+                 id="png-100000x100000"),
+    pytest.param(lambda: extract_inputs(upload(png_bomb(10_000, 10_000)), ContentLimits()), TooLargeError, 16 * MIB,
+                 id="png-10000x10000-over-pixel-limit"),
+    pytest.param(lambda: extract_inputs(RequestContent("POST", "/", body=b"[" * 200_000 + b"]" * 200_000,
+                                                       content_type="application/json"), ContentLimits()),
+                 TooDeepError, 256 * MIB, id="json-nested-200000"),
+    pytest.param(lambda: extract_inputs(upload(nested_zips(10)), ContentLimits()), TooDeepError, 16 * MIB,
+                 id="zip-nested-10"),
+    pytest.param(lambda: extract_inputs(upload(nested_gzip(10)), ContentLimits()), TooDeepError, 16 * MIB,
+                 id="gzip-nested-10"),
+]
+
+
+@pytest.mark.parametrize(("action", "error", "memory_bound"), BOMBS)
+def test_bombs_are_refused_in_bounded_time_and_memory(
+    action: Callable[[], object], error: type[InspectionError], memory_bound: int
+) -> None:
+    seconds, peak = measured(action, error)
+    assert seconds < TIME_BOUND
+    assert peak < memory_bound, f"peak {peak / MIB:.1f} MiB"
+
+
+def test_many_data_url_prefixes_do_not_hang() -> None:
+    """A string of 100,000 empty data URLs is work proportional to its size, not more."""
+    text = "see data:image/png;base64, " * 100_000
+    body = json.dumps({"prompt": text}).encode()
+    started = time.perf_counter()
+    extract_inputs(RequestContent("POST", "/", body=body, content_type="application/json"), ContentLimits())
+    assert time.perf_counter() - started < TIME_BOUND

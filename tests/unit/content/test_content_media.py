@@ -1,0 +1,125 @@
+"""Decoding for detectors: every image frame upright and opaque, audio as 16 kHz PCM, video samples."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from content_samples import animated, encoded_audio, image, jpeg_rotated, mp4, pcm16, png, wav
+from PIL import Image
+
+from gateway.content import (
+    ContentLimits,
+    MediaItem,
+    RequestContent,
+    decode_audio,
+    decode_image_frames,
+    extract_inputs,
+    sample_video_frames,
+)
+from gateway.errors import TooLargeError, UninspectableError
+
+LIMITS = ContentLimits()
+
+
+def item_of(data: bytes, declared: str = "") -> MediaItem:
+    inputs = extract_inputs(RequestContent("POST", "/", body=data, content_type="application/octet-stream"), LIMITS)
+    (item,) = inputs.media
+    return item
+
+
+def tiff_pages(pages: int) -> bytes:
+    pictures = [Image.new("RGB", (8, 8), (i * 50, 0, 0)) for i in range(pages)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, "TIFF", save_all=True, append_images=pictures[1:])
+    return buffer.getvalue()
+
+
+IMAGES = [
+    pytest.param(png(), "image/png", 1, id="png"),
+    pytest.param(image("JPEG"), "image/jpeg", 1, id="jpeg"),
+    pytest.param(image("WEBP"), "image/webp", 1, id="webp"),
+    pytest.param(image("BMP"), "image/bmp", 1, id="bmp"),
+    pytest.param(image("AVIF"), "image/avif", 1, id="avif"),
+    pytest.param(image("HEIF"), "image/heic", 1, id="heic"),
+    pytest.param(animated("GIF", 3), "image/gif", 3, id="gif-every-frame"),
+    pytest.param(animated("PNG", 3), "image/png", 3, id="apng-every-frame"),
+    pytest.param(animated("WEBP", 3), "image/webp", 3, id="webp-every-frame"),
+    pytest.param(tiff_pages(4), "image/tiff", 4, id="tiff-every-page"),
+]
+
+
+@pytest.mark.parametrize(("data", "sniffed", "frames"), IMAGES)
+def test_every_frame_of_every_image_format(data: bytes, sniffed: str, frames: int) -> None:
+    item = item_of(data)
+    assert item.sniffed_type == sniffed
+    decoded = decode_image_frames(item, LIMITS)
+    assert len(decoded) == frames
+    assert {frame.mode for frame in decoded} == {"RGB"}
+
+
+def test_exif_orientation_is_applied() -> None:
+    """A 20×10 JPEG tagged 'rotate 90°' is seen upright, 10×20, as a viewer would show it."""
+    (frame,) = decode_image_frames(item_of(jpeg_rotated()), LIMITS)
+    assert frame.size == (10, 20)
+
+
+def test_alpha_is_composited_onto_white() -> None:
+    """A fully transparent pixel is white, not the black (or hidden colour) under it."""
+    (frame,) = decode_image_frames(item_of(png(color=(0, 0, 0, 0))), LIMITS)
+    assert frame.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_too_many_frames_is_too_large() -> None:
+    item = item_of(animated("GIF", 5))
+    with pytest.raises(TooLargeError):
+        decode_image_frames(item, ContentLimits(max_frames=4))
+
+
+@pytest.mark.parametrize("kind", ["mp3", "ogg", "flac", "m4a"])
+def test_compressed_audio_decodes_to_16k_mono_pcm(kind: str) -> None:
+    samples = decode_audio(item_of(encoded_audio(kind, seconds=1.0)), LIMITS)
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    assert 15_000 <= len(samples) <= 17_500
+    assert 0.1 < float(np.abs(samples).max()) <= 1.0
+
+
+def test_wav_decodes_exactly() -> None:
+    samples = decode_audio(item_of(wav(seconds=0.5)), LIMITS)
+    assert len(samples) == 8_000
+
+
+def test_raw_pcm_uses_the_protocol_rate() -> None:
+    """Raw PCM16 at 24 kHz (OpenAI Realtime) is resampled to 16 kHz."""
+    item = MediaItem(pcm16(1.0, 24_000), "audio", "audio/pcm", "audio/pcm;rate=24000", "ws.audio")
+    assert 15_500 <= len(decode_audio(item, LIMITS)) <= 16_500
+
+
+def test_audio_longer_than_the_limit_is_too_large() -> None:
+    with pytest.raises(TooLargeError):
+        decode_audio(item_of(wav(seconds=2.0)), ContentLimits(max_audio_seconds=1.0))
+
+
+def test_video_frames_are_sampled_in_time() -> None:
+    frames = sample_video_frames(item_of(mp4(seconds=3.0, fps=10)), ContentLimits(video_sample_seconds=1.0))
+    assert len(frames) == 3
+    assert {frame.size for frame in frames} == {(64, 48)}
+
+
+def test_long_video_widens_the_interval_instead_of_failing() -> None:
+    frames = sample_video_frames(item_of(mp4(seconds=3.0, fps=10)), ContentLimits(max_frames=2))
+    assert 1 <= len(frames) <= 2
+
+
+@pytest.mark.parametrize(
+    ("decoder", "data"),
+    [
+        pytest.param(decode_image_frames, b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, id="png-header-only"),
+        pytest.param(decode_audio, b"RIFF\x00\x00\x00\x00WAVEjunk", id="wav-header-only"),
+        pytest.param(sample_video_frames, wav(0.1), id="video-without-video-stream"),
+    ],
+)
+def test_undecodable_media_is_uninspectable(decoder, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UninspectableError):
+        decoder(MediaItem(data, "other", "application/octet-stream", "", "body"), LIMITS)
