@@ -45,6 +45,7 @@ __all__ = [
     "Tool",
     "ToolGrant",
     "User",
+    "WebhookSettings",
     "cross_reference_problems",
 ]
 
@@ -403,6 +404,18 @@ class Limits(Model):
         description="largest body the proxy buffers at all (chunked requests, non-streamed answers); past it "
         "the connection is refused",
     )
+    max_archive_members: int = Field(1000, ge=1, description="members of one archive, pages of one PDF")
+    max_archive_depth: int = Field(
+        4, ge=1, le=32, description="nesting of containers: archives, documents, base64, JSON in strings"
+    )
+    max_archive_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="uncompressed bytes of one archive (declared and actual)"
+    )
+    max_image_pixels: int = Field(64_000_000, ge=1, description="pixels of one image or video frame")
+    max_frames: int = Field(64, ge=1, description="frames decoded from one animated image or sampled from a video")
+    max_audio_seconds: float = Field(600.0, gt=0, description="duration of one audio or video item")
+    max_base64_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="decoded size of one base64 item")
+    max_items: int = Field(10_000, ge=1, description="texts, media items and references in one request")
     inline_inspect_bytes: int = Field(
         64 * 1024, ge=0, description="bodies up to this size are inspected on the event loop; larger in a worker"
     )
@@ -436,6 +449,29 @@ class AuditSettings(Model):
     )
 
 
+class WebhookSettings(Model):
+    """A JSON POST sent on approval events, signed with HMAC-SHA256 over `<timestamp>.<body>`."""
+
+    url: str = Field(pattern=r"^https?://", description="where to POST (http:// or https://)")
+    secret: str | None = Field(
+        None, min_length=16, description="shared signing secret (16+ chars); prefer `secret_env`"
+    )
+    secret_env: str | None = Field(
+        None, description="name of the environment variable holding the shared secret"
+    )
+    events: list[Literal["hold", "approved", "denied", "purpose"]] = Field(
+        default_factory=lambda: ["hold", "approved", "denied"], description="which approval events to send"
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="per-attempt timeout")
+    retries: int = Field(3, ge=0, le=10, description="further attempts after a failure, with backoff")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSettings:
+        if (self.secret is None) == (self.secret_env is None):
+            raise ValueError("set exactly one of `secret` and `secret_env` (the shared signing secret)")
+        return self
+
+
 class GatewaySettings(Model):
     """Gateway-wide settings (`gateway.yaml`); command-line flags override them."""
 
@@ -453,6 +489,9 @@ class GatewaySettings(Model):
     audit: AuditSettings = Field(default_factory=AuditSettings, description="audit store and integrity")
     auth_cache_seconds: int = Field(
         300, ge=0, le=86400, description="how long a verified proxy credential is trusted without re-hashing"
+    )
+    webhooks: list[WebhookSettings] = Field(
+        default_factory=list, description="JSON POSTs on approval holds, approvals and denials"
     )
 
 
