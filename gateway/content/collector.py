@@ -32,7 +32,7 @@ Expander = Callable[["Collector", bytes, str, int], None]
 
 _CREDENTIAL_KEY = re.compile(
     r"(?:x[-_]?)?(?:xi[-_]?)?(?:goog[-_]?)?(?:api[-_]?key|authorization|access[-_]?token|refresh[-_]?token"
-    r"|client[-_]?secret|password|secret|bearer)",
+    r"|client[-_]?secret|password|secret|bearer|token)",
     re.I,
 )
 _MIME_KEYS = ("mimeType", "mime_type", "media_type", "mediaType", "content_type", "contentType", "format")
@@ -132,7 +132,7 @@ class Collector:
         if carried is not None:
             self._add_inline_data(node, carried, path, depth)
         for index, (key, child) in enumerate(node.items()):
-            if key == carried or _CREDENTIAL_KEY.fullmatch(key):
+            if key == carried or _is_credential(key, child):
                 continue
             label = key_label(key, index)
             if label is None:
@@ -239,6 +239,15 @@ class Collector:
         if text is None:
             raise UninspectableError(f"unrecognised binary content ({len(data)} bytes)", location=location)
         self.add_string(text, location, depth, request_level=False)
+
+
+def _is_credential(key: str, value: Any) -> bool:
+    """A token-shaped value under a credential key: never captured (prose under any key still is)."""
+    return (
+        isinstance(value, str)
+        and _CREDENTIAL_KEY.fullmatch(key) is not None
+        and not any(ch.isspace() for ch in value.strip())
+    )
 
 
 def _inline_data_key(node: dict[str, Any]) -> str | None:

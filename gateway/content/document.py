@@ -66,6 +66,7 @@ def _expand_pdf_page(sink: Collector, page: object, location: str, depth: int) -
 
 _PARAGRAPH_ENDS = frozenset({"p", "br", "tab", "si", "row", "tr", "tc", "text", "title", "desc", "h", "li"})
 _RUNS = frozenset({"t", "r", "tspan", "span"})
+_TEXT_ATTRIBUTES = frozenset({"descr", "title", "alt", "label", "aria-label", "placeholder"})
 
 
 def expand_svg(sink: Collector, data: bytes, location: str, depth: int) -> None:
@@ -105,11 +106,11 @@ def _collect_xml_text(root: Element, pieces: list[str]) -> None:
 
 
 def _attribute_values(root: Element) -> list[str]:
-    """Attribute values that can carry content: long ones and data URLs (not ids, styles, numbers)."""
+    """Attribute values that carry content: embedded data URLs and alt text (`descr`, `title`, `alt`)."""
     values = []
     for element in root.iter():
-        for value in element.attrib.values():
-            if len(value) >= 24 or value.lstrip()[:5].lower() == "data:":
+        for name, value in element.attrib.items():
+            if _local_name(name) in _TEXT_ATTRIBUTES or "data:" in value[:64].lower():
                 values.append(value)
     return values
 
@@ -133,7 +134,9 @@ class _HtmlText(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"):
             self.pieces.append("\n")
-        self.attributes.extend(value for _, value in attrs if value and len(value) >= 5)
+        self.attributes.extend(
+            value for name, value in attrs if value and (name in _TEXT_ATTRIBUTES or "data:" in value[:64].lower())
+        )
 
 
 def expand_html(sink: Collector, data: bytes, location: str, depth: int) -> None:

@@ -52,7 +52,6 @@ _B64_MAGIC = re.compile(
 )
 
 _URL = re.compile(r"\b(?:https?|gs)://[^\s\"'<>\\^`{|}]+", re.I)
-_URL_TRAILING = ".,;:!?)]}'\""
 _FILE_IDS = (
     re.compile(r"(?<![A-Za-z0-9])file[-_](?=[A-Za-z0-9]*[0-9])[A-Za-z0-9]{6,}"),
     re.compile(r"(?<![A-Za-z0-9_\-])files/[A-Za-z0-9][A-Za-z0-9_\-]*"),
@@ -125,11 +124,15 @@ def find_blobs(text: str, max_bytes: int, location: str) -> list[Blob]:
 
 
 def find_references(text: str) -> list[tuple[Literal["url", "file_id"], str]]:
-    """Remote URLs (http, https, gs) and provider file ids (`file-…`, `file_…`, `files/…`, `runway://…`)."""
+    """Remote URLs (http, https, gs) and provider file ids (`file-…`, `file_…`, `files/…`, `runway://…`).
+
+    A URL is a reference only when it is the whole string (`image_url.url`, `source.url`, `fileUri`):
+    that is what providers fetch. A URL mentioned in prose stays text. File ids count anywhere.
+    """
     found: list[tuple[Literal["url", "file_id"], str]] = []
-    if "://" in text:
-        for match in _URL.finditer(text):
-            found.append(("url", match.group(0).rstrip(_URL_TRAILING)))
+    stripped = text.strip()
+    if "://" in stripped and (url := _URL.fullmatch(stripped)):
+        found.append(("url", url.group(0)))
     if "file" in text or "runway" in text.lower():
         for pattern in _FILE_IDS:
             found.extend(("file_id", match.group(0)) for match in pattern.finditer(text))

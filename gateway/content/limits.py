@@ -43,5 +43,5 @@ class ContentLimits:
     """shortest interval between two sampled video frames (widened for long videos)."""
     max_base64_bytes: int = 32 * _MIB
     """decoded size of one base64 item (data URL, inline data, bare base64 run)."""
-    max_items: int = 10_000
+    max_items: int = 50_000
     """texts, media items and references in one request, added up."""

@@ -343,8 +343,8 @@ REFERENCES = [
     pytest.param({"promptImage": "runway://uploads/abc123"}, ("file_id", "runway://uploads/abc123"), id="runway-uri"),
     pytest.param({"asset_pointer": "file-service://file-Xy12abCD34"}, ("file_id", "file-Xy12abCD34"),
                  id="chatgpt-asset"),
-    pytest.param({"text": "compare with https://imdb.example/title/tt01."}, ("url", "https://imdb.example/title/tt01"),
-                 id="url-in-prose"),
+    pytest.param({"mcp_servers": [{"url": "https://mcp.example/sse"}]}, ("url", "https://mcp.example/sse"),
+                 id="mcp-server-url"),
 ]
 
 
@@ -352,6 +352,13 @@ REFERENCES = [
 def test_references_are_found(body: dict, reference: tuple[str, str]) -> None:
     inputs = extract_inputs(json_request(body), LIMITS)
     assert reference in {(ref.kind, ref.value) for ref in inputs.references}
+
+
+def test_urls_in_prose_are_text_not_references() -> None:
+    """Providers fetch URL fields, not URLs mentioned in a prompt: those stay text for the detectors."""
+    inputs = extract_inputs(json_request({"text": "compare with https://imdb.example/title/tt01."}), LIMITS)
+    assert inputs.references == ()
+    assert "https://imdb.example/title/tt01" in inputs.texts[0].text
 
 
 def test_tool_names_are_not_file_ids() -> None:
