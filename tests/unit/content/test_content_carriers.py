@@ -182,6 +182,17 @@ IMAGE_CARRIERS = [
     pytest.param(raw_request(rtf_with(PNG, "hi"), "application/rtf"), "body/image[0]", id="rtf-pict"),
     pytest.param(raw_request(PNG, "image/jpeg"), "body", id="raw-upload-declared-wrong"),
     pytest.param(
+        json_request({"input": [{"type": "image", "mime_type": "image/webp", "data": b64(PNG)}]}, "/v1beta/interactions"),
+        "body.input[0].data",
+        id="gemini-interactions-image",
+    ),
+    pytest.param(
+        RequestContent("POST", "/v1/batches", content_type="application/x-ndjson",
+                       body=b'{"custom_id": "1"}\n' + json.dumps({"body": {"image": b64(PNG)}}).encode()),
+        "body.line[1].body.image",
+        id="jsonl-batch-line",
+    ),
+    pytest.param(
         json_request({"input": [{"role": "user", "content": [
             {"type": "input_file", "filename": "a.zip",
              "file_data": f"data:application/zip;base64,{b64(zip_of({'p.png': PNG}))}"}]}]}, "/v1/responses"),
@@ -305,6 +316,15 @@ TEXT_CARRIERS = [
     pytest.param(raw_request(html_with(PNG, SECRET_TEXT), "text/html"), "body", id="html"),
     pytest.param(form_request([("file", "notes.md", "text/markdown", f"# {SECRET_TEXT}".encode(), {})]),
                  "form.file", id="markdown-file"),
+    pytest.param(
+        json_request({"messages": [{"role": "user", "content": [{"type": "document", "source": {
+            "type": "text", "media_type": "text/plain", "data": SECRET_TEXT}}]}]}, "/v1/messages"),
+        "body.messages[0].content[0].source.data", id="anthropic-plain-text-document"),
+    pytest.param(
+        json_request({"messages": [{"role": "user", "content": [{"type": "document", "source": {
+            "type": "base64", "media_type": "application/pdf",
+            "data": b64(__import__("content_samples").pdf_with_text(SECRET_TEXT))}}]}]}, "/v1/messages"),
+        "archive:body.messages[0].content[0].source.data/page[1]", id="anthropic-pdf-document"),
     pytest.param(
         json_request({"contents": [{"parts": [{"inlineData": {"mimeType": "text/plain",
                                                                "data": b64(SECRET_TEXT.encode())}}]}]}),

@@ -100,6 +100,21 @@ def test_parsed_json_from_the_caller_is_used() -> None:
     assert {(t.location, t.text) for t in inputs.texts} == {("body.prompt", SECRET), ("body.$shadowed[0]", "a")}
 
 
+def test_a_pdf_encrypted_without_a_user_password_is_read() -> None:
+    """Permissions-only encryption (empty user password) hides nothing from a reader: it is inspected."""
+    import io
+
+    from content_samples import pdf_with_text
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(pdf_with_text(SECRET)))
+    writer.encrypt(user_password="", owner_password="owner", algorithm="AES-256")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    inputs = extract_inputs(form(buffer.getvalue()), LIMITS)
+    assert any(SECRET in item.text for item in inputs.texts)
+
+
 def test_websocket_binary_garbage_is_uninspectable() -> None:
     with pytest.raises(UninspectableError):
         extract_websocket_inputs(b"\x00\xff" * 64, False, LIMITS)

@@ -136,6 +136,19 @@ def test_websocket_on_any_frame(value: object, as_bytes: bool) -> None:
     survives(lambda: extract_websocket_inputs(payload, not as_bytes, LIMITS))
 
 
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n%:;,"
+MAGIC_PREFIXES = ["iVBORw0KGgo", "/9j/", "R0lGODlh", "UklGR", "JVBERi0", "UEsDB", "SUQz", "T2dnU", "H4sI",
+                  "AAAAIGZ0eXA", "PHN2Zy", "data:image/png;base64,", "DATA:;BASE64,", "e1xydGY"]
+
+
+@FUZZ
+@given(pieces=st.lists(st.sampled_from(MAGIC_PREFIXES) | st.text(alphabet=B64_ALPHABET, max_size=80), max_size=8))
+def test_strings_that_look_like_base64(pieces: list[str]) -> None:
+    """Strings built from magic prefixes and base64 noise: the heuristics' hardest inputs."""
+    body = json.dumps({"prompt": "".join(pieces)}).encode()
+    survives(lambda: extract_inputs(RequestContent("POST", "/", body=body, content_type="application/json"), LIMITS))
+
+
 @FUZZ
 @given(payload=st.binary(max_size=1024) | mutated())
 def test_websocket_on_any_binary_frame(payload: bytes) -> None:
