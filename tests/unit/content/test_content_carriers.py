@@ -182,7 +182,8 @@ IMAGE_CARRIERS = [
     pytest.param(raw_request(rtf_with(PNG, "hi"), "application/rtf"), "body/image[0]", id="rtf-pict"),
     pytest.param(raw_request(PNG, "image/jpeg"), "body", id="raw-upload-declared-wrong"),
     pytest.param(
-        json_request({"input": [{"type": "image", "mime_type": "image/webp", "data": b64(PNG)}]}, "/v1beta/interactions"),
+        json_request({"input": [{"type": "image", "mime_type": "image/webp", "data": b64(PNG)}]},
+                     "/v1beta/interactions"),
         "body.input[0].data",
         id="gemini-interactions-image",
     ),
