@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -137,14 +137,14 @@ class KeyTable(Protocol):
     def add_key(self, key: ProductionKey) -> bool:
         """Store a new key version; False when that version already exists (another replica won)."""
 
-    def destroy_keys(self, production: str, below_version: int | None = None) -> int:
-        """Erase wrapped keys (all, or versions below `below_version`); return how many were live."""
+    def destroy_keys(self, production: str) -> int:
+        """Erase every wrapped key version of a production; return how many were live."""
 
-    def wrapped_data_keys(self, production: str) -> list[WrappedDataKey]:
-        """Every stored capture data key of a production."""
-
-    def replace_data_keys(self, keys: Iterable[WrappedDataKey]) -> None:
-        """Overwrite capture data keys (same event id and index), atomically."""
+    def rewrap_data_keys(
+        self, production: str, version: int, rewrap: Callable[[WrappedDataKey], WrappedDataKey | None]
+    ) -> int:
+        """Atomically: replace each capture key not under `version` by `rewrap(key)` (None: leave it),
+        then destroy versions below `version`. Returns how many were rewrapped."""
 
     def delete_captures(self, before: float, production: str | None = None) -> int:
         """Delete captures recorded before `before` (epoch seconds); return how many."""
@@ -231,7 +231,7 @@ class Vault:
         provider: KeyProvider,
         keys: KeyTable,
         *,
-        cache_seconds: float = 5.0,
+        cache_seconds: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._provider = provider
@@ -276,12 +276,8 @@ class Vault:
     def open(self, capture: Capture) -> bytes:
         """Decrypt; KeyShreddedError when its key is gone, DecryptionError when it does not authenticate."""
         kek = self._version_key(capture.production, capture.key_version)
-        dek = _unwrap_data_key(
-            kek, capture.wrapped_key, capture.production, capture.key_version, capture.event_id
-        )
-        aad = _data_context(
-            capture.event_id, capture.production, capture.kind, capture.location, capture.content_type
-        )
+        dek = _unwrap_data_key(kek, capture.wrapped_key, capture.production, capture.key_version, capture.event_id)
+        aad = _data_context(capture.event_id, capture.production, capture.kind, capture.location, capture.content_type)
         try:
             return AESGCM(dek).decrypt(capture.ciphertext[:_NONCE], capture.ciphertext[_NONCE:], aad)
         except InvalidTag as exc:
@@ -292,27 +288,32 @@ class Vault:
 
     # --- key lifecycle --------------------------------------------------------------------------
 
-    def rotate(self, production: str) -> int:
-        """New key version; rewrap every data key under it; destroy older versions. Returns keys rewrapped."""
+    def rotate(self, production: str, settle_seconds: float | None = None) -> int:
+        """New key version; rewrap every data key under it; destroy older versions. Returns keys rewrapped.
+
+        Between creating the new version and destroying the old ones it waits `settle_seconds`
+        (default: the key cache lifetime) so that every replica has switched to the new version; a
+        capture still sealed under an old one afterwards is refused by the store (fail closed).
+        """
         version, kek = self._create_key(production)
-        rewrapped = []
-        for stored in self._keys.wrapped_data_keys(production):
-            if stored.key_version == version:
-                continue
-            old = self._version_key(production, stored.key_version)
-            dek = _unwrap_data_key(old, stored.wrapped_key, production, stored.key_version, stored.event_id)
-            rewrapped.append(
-                WrappedDataKey(
-                    stored.event_id,
-                    stored.index,
-                    version,
-                    _wrap_data_key(kek, dek, production, version, stored.event_id),
-                )
-            )
-        self._keys.replace_data_keys(rewrapped)
-        self._keys.destroy_keys(production, below_version=version)
+        time.sleep(self._cache_seconds if settle_seconds is None else settle_seconds)
+        old = {
+            k.version: self._unwrap_kek(k)
+            for k in self._keys.load_keys(production)
+            if k.wrapped is not None and k.version < version
+        }
+
+        def rewrap(stored: WrappedDataKey) -> WrappedDataKey | None:
+            previous = old.get(stored.key_version)
+            if previous is None:
+                return None  # already destroyed: that capture stays unreadable
+            dek = _unwrap_data_key(previous, stored.wrapped_key, production, stored.key_version, stored.event_id)
+            wrapped = _wrap_data_key(kek, dek, production, version, stored.event_id)
+            return WrappedDataKey(stored.event_id, stored.index, version, wrapped)
+
+        count = self._keys.rewrap_data_keys(production, version, rewrap)
         self._forget(production)
-        return len(rewrapped)
+        return count
 
     def shred(self, production: str) -> int:
         """Destroy every key version of a production: its captures become unreadable forever."""
@@ -330,31 +331,42 @@ class Vault:
     # --- keys -----------------------------------------------------------------------------------
 
     def _current_key(self, production: str) -> tuple[int, bytes]:
+        """The newest live key version (cached briefly), creating the first one when there is none."""
         now = self._clock()
         with self._lock:
             cached = self._current.get(production)
             if cached and now - cached[2] < self._cache_seconds:
                 return cached[0], cached[1]
-        live = [k for k in self._keys.load_keys(production) if k.wrapped is not None]
-        if not live:
-            return self._create_key(production)
-        newest = max(live, key=lambda k: k.version)
-        kek = self._unwrap_kek(newest)
-        with self._lock:
-            self._current[production] = (newest.version, kek, now)
-        return newest.version, kek
+        for _ in range(5):
+            stored = self._keys.load_keys(production)
+            live = [k for k in stored if k.wrapped is not None]
+            if live:
+                newest = max(live, key=lambda k: k.version)
+                kek = self._unwrap_kek(newest)
+                with self._lock:
+                    self._current[production] = (newest.version, kek, now)
+                return newest.version, kek
+            if created := self._add_version(production, max((k.version for k in stored), default=0) + 1):
+                return created
+        raise VaultError(f"could not create a key for production {production!r}: too many concurrent writers")
 
     def _create_key(self, production: str) -> tuple[int, bytes]:
+        """A new key version, newer than any other (for rotation)."""
         for _ in range(5):
-            existing = self._keys.load_keys(production)
-            version = max((k.version for k in existing), default=0) + 1
-            kek = AESGCM.generate_key(bit_length=256)
-            wrapped = self._provider.wrap(kek, _kek_context(production, version))
-            if self._keys.add_key(ProductionKey(production, version, wrapped, self._clock())):
-                with self._lock:
-                    self._current[production] = (version, kek, self._clock())
-                return version, kek
+            version = max((k.version for k in self._keys.load_keys(production)), default=0) + 1
+            if created := self._add_version(production, version):
+                return created
         raise VaultError(f"could not create a key for production {production!r}: too many concurrent writers")
+
+    def _add_version(self, production: str, version: int) -> tuple[int, bytes] | None:
+        """Store a new key version; None when another writer took that version number first."""
+        kek = AESGCM.generate_key(bit_length=256)
+        wrapped = self._provider.wrap(kek, _kek_context(production, version))
+        if not self._keys.add_key(ProductionKey(production, version, wrapped, self._clock())):
+            return None
+        with self._lock:
+            self._current[production] = (version, kek, self._clock())
+        return version, kek
 
     def _version_key(self, production: str, version: int) -> bytes:
         now = self._clock()
@@ -364,8 +376,9 @@ class Vault:
             stored = next((k for k in self._keys.load_keys(production) if k.version == version), None)
             kek = self._unwrap_kek(stored) if stored is not None and stored.wrapped is not None else None
             cached = _CachedKey(kek, now)
-            with self._lock:
-                self._versions[(production, version)] = cached
+            if kek is not None:  # never cache absence: another replica may create that version now
+                with self._lock:
+                    self._versions[(production, version)] = cached
         if cached.kek is None:
             raise KeyShreddedError(
                 f"the key (version {version}) of production {production!r} was destroyed: "
@@ -392,12 +405,8 @@ def _dek_context(production: str, version: int, event_id: str) -> bytes:
     return json.dumps(["greenroom.dek.v1", production, version, event_id]).encode()
 
 
-def _data_context(
-    event_id: str, production: str, kind: CaptureKind, location: str, content_type: str
-) -> bytes:
-    return json.dumps(
-        ["greenroom.capture.v1", event_id, production, kind.value, location, content_type]
-    ).encode()
+def _data_context(event_id: str, production: str, kind: CaptureKind, location: str, content_type: str) -> bytes:
+    return json.dumps(["greenroom.capture.v1", event_id, production, kind.value, location, content_type]).encode()
 
 
 def _wrap_data_key(kek: bytes, dek: bytes, production: str, version: int, event_id: str) -> bytes:
@@ -407,9 +416,7 @@ def _wrap_data_key(kek: bytes, dek: bytes, production: str, version: int, event_
 
 def _unwrap_data_key(kek: bytes, wrapped: bytes, production: str, version: int, event_id: str) -> bytes:
     try:
-        return AESGCM(kek).decrypt(
-            wrapped[:_NONCE], wrapped[_NONCE:], _dek_context(production, version, event_id)
-        )
+        return AESGCM(kek).decrypt(wrapped[:_NONCE], wrapped[_NONCE:], _dek_context(production, version, event_id))
     except InvalidTag as exc:
         raise DecryptionError(
             f"the data key of a capture of {event_id} does not authenticate: wrong production key, altered "

@@ -17,6 +17,8 @@ import psycopg_pool
 
 from gateway.errors import AuditError, DuplicateEntryError
 
+from .schema import Session
+
 __all__ = ["PostgresDatabase", "redact_dsn"]
 
 
@@ -78,7 +80,7 @@ class PostgresDatabase:
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
             raise AuditError(f"{self.description}: audit database error: {exc}") from exc
 
-    def lock_migrations(self, session: _PostgresSession) -> None:
+    def lock_migrations(self, session: Session) -> None:
         session.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.greenroom_audit'))")
 
     def close(self) -> None:

@@ -42,8 +42,9 @@ class Database(Protocol):
     description: str
     """where it is, without credentials (for messages)."""
 
-    def transaction(self) -> AbstractContextManager[Session]:
-        """A transaction on a connection owned by the calling thread (or borrowed from a pool)."""
+    def transaction(self, write: bool = True) -> AbstractContextManager[Session]:
+        """A transaction on a connection owned by the calling thread (or borrowed from a pool);
+        `write=False` lets SQLite readers proceed alongside the writer."""
 
     def lock_migrations(self, session: Session) -> None:
         """Serialise concurrent migrations (several replicas starting at once)."""

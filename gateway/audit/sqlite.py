@@ -17,6 +17,8 @@ from typing import Any
 
 from gateway.errors import AuditError, DuplicateEntryError
 
+from .schema import Session
+
 __all__ = ["SqliteDatabase"]
 
 _PRAGMAS = (
@@ -100,7 +102,7 @@ class SqliteDatabase:
             _rollback(conn)
             raise
 
-    def lock_migrations(self, session: _SqliteSession) -> None:
+    def lock_migrations(self, session: Session) -> None:
         return None  # BEGIN IMMEDIATE already holds the write lock
 
     def checkpoint_wal(self) -> None:

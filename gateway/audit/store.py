@@ -22,7 +22,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from .checkpoint import Checkpoint, Signer, latest_checkpoint_seq, read_checkpoi
 from .event import AuditEvent, Outcome
 from .integrity import ChainRow, Problem, VerifyReport, check_chain, check_checkpoints
 from .record import chain_hash, event_body, event_from_body, genesis_hash, outcome_body, outcome_from_body
-from .schema import Database, migrate
+from .schema import Database, Session, migrate
 
 __all__ = [
     "AUDIT_DSN_ENV",
@@ -76,9 +76,7 @@ class StoredEvent:
         out["ts_unix"] = self.event.ts
         out["input_digests"] = list(self.event.input_digests)
         out["captures"] = [dict(c) for c in self.captures]
-        out["outcome"] = (
-            None if self.outcome is None else {**self.outcome.as_dict(), "ts": _iso(self.completed)}
-        )
+        out["outcome"] = None if self.outcome is None else {**self.outcome.as_dict(), "ts": _iso(self.completed)}
         out["replica"] = self.replica
         out["seq"] = self.seq
         out["hash"] = self.hash
@@ -122,6 +120,14 @@ _INSERT_CAPTURE = (
     "INSERT INTO audit_captures (event_id, idx, production, kind, location, content_type, size, key_version, "
     "wrapped_key, ciphertext, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_LIVE_KEY = {
+    "sqlite": "SELECT wrapped FROM vault_keys WHERE production = ? AND version = ?",
+    "postgres": "SELECT wrapped FROM vault_keys WHERE production = ? AND version = ? FOR SHARE",
+}
+_LOCK_KEYS = {
+    "sqlite": "SELECT version FROM vault_keys WHERE production = ?",  # BEGIN IMMEDIATE already locks
+    "postgres": "SELECT version FROM vault_keys WHERE production = ? FOR UPDATE",
+}
 _EVENT_COLUMNS = (
     "SELECT e.replica, e.seq, e.hash, e.body, o.body FROM audit_entries e "
     "LEFT JOIN audit_entries o ON o.event_id = e.event_id AND o.kind = 'outcome' "
@@ -156,6 +162,7 @@ class AuditStore:
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = False
         self._close_lock = threading.Lock()
+        self._inflight: list[_Job] = []
         migrate(db)
         self._head = self._load_head()
         self._writer = threading.Thread(target=self._run_writer, name="greenroom-audit-writer", daemon=True)
@@ -204,6 +211,17 @@ class AuditStore:
     # --- the writer thread ----------------------------------------------------------------------
 
     def _run_writer(self) -> None:
+        """The writer loop; if it ever dies, every waiting caller gets an AuditError at once."""
+        try:
+            self._writer_loop()
+        finally:
+            self._closed = True
+            for job in self._inflight:
+                if not job.future.done():
+                    job.future.set_exception(AuditError("the audit writer stopped"))
+            self._fail_pending()
+
+    def _writer_loop(self) -> None:
         while True:
             try:
                 first = self._queue.get(timeout=self._seconds)
@@ -212,14 +230,15 @@ class AuditStore:
                 continue
             batch, control = self._drain(first)
             if batch:
+                self._inflight = batch
                 self._write(batch)
+                self._inflight = []
                 self._checkpoint_if_due()
             if isinstance(control, _Flush):
                 self._checkpoint_if_due(force=True)
                 control.future.set_result(None)
             elif control is _STOP:
                 self._checkpoint_if_due(force=True)
-                self._fail_pending()
                 return
 
     def _drain(self, first: Any) -> tuple[list[_Job], Any]:
@@ -275,7 +294,8 @@ class AuditStore:
     def _commit(self, batch: list[_Job]) -> None:
         head = self._head
         seq, prev = head.seq, head.hash
-        entries, captures = [], []
+        entries: list[tuple[Any, ...]] = []
+        captures: list[tuple[Any, ...]] = []
         for job in batch:
             seq += 1
             digest = chain_hash(self.replica_id, seq, job.kind, prev, job.body)
@@ -294,12 +314,25 @@ class AuditStore:
             )
             captures.extend(_capture_row(i, c, job.ts) for i, c in enumerate(job.captures))
             prev = digest
+        keys = sorted({(c.production, c.key_version) for job in batch for c in job.captures})
         with self.db.transaction() as session:
+            self._require_live_keys(session, keys)
             session.executemany(_INSERT_ENTRY, entries)
             if captures:
                 session.executemany(_INSERT_CAPTURE, captures)
         last = batch[-1]
         self._head = _Head(seq, prev, last.event_id, last.ts, head.checkpointed_seq, head.checkpointed_at)
+
+    def _require_live_keys(self, session: Session, keys: Sequence[tuple[str, int]]) -> None:
+        """Refuse captures sealed under a key destroyed meanwhile (a replica's stale key cache after a
+        rotation or shred elsewhere); on PostgreSQL the key row stays locked until this commit."""
+        for production, version in keys:
+            rows = session.fetchall(_LIVE_KEY[self.db.dialect], (production, version))
+            if not rows or rows[0][0] is None:
+                raise AuditError(
+                    f"a capture was sealed under key version {version} of {production!r}, which was destroyed "
+                    "meanwhile (rotated or shredded); seal it again"
+                )
 
     def _reload_head(self, cause: AuditError) -> _Head:
         try:
@@ -311,15 +344,12 @@ class AuditStore:
     def _load_head(self) -> _Head:
         with self.db.transaction(write=False) as session:
             rows = session.fetchall(
-                "SELECT seq, hash, event_id, ts FROM audit_entries WHERE replica = ? "
-                "ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, hash, event_id, ts FROM audit_entries WHERE replica = ? ORDER BY seq DESC LIMIT 1",
                 (self.replica_id,),
             )
         checkpointed = latest_checkpoint_seq(self.checkpoint_dir, self.replica_id)
         if not rows:
-            return _Head(
-                0, genesis_hash(self.replica_id), checkpointed_seq=checkpointed, checkpointed_at=self._clock()
-            )
+            return _Head(0, genesis_hash(self.replica_id), checkpointed_seq=checkpointed, checkpointed_at=self._clock())
         seq, digest, event_id, ts = rows[0]
         return _Head(seq, digest, event_id, ts, checkpointed, self._clock())
 
@@ -331,9 +361,7 @@ class AuditStore:
         overdue = self._clock() - head.checkpointed_at >= self._seconds
         if not (force or pending >= self._every or overdue):
             return
-        checkpoint = self._signer.sign(
-            Checkpoint(self.replica_id, head.seq, head.hash, head.event_id, head.ts, "")
-        )
+        checkpoint = self._signer.sign(Checkpoint(self.replica_id, head.seq, head.hash, head.event_id, head.ts, ""))
         try:
             write_checkpoint(self.checkpoint_dir, checkpoint, self._signer)
         except AuditError as exc:
@@ -386,8 +414,7 @@ class AuditStore:
                 (event_id,),
             )
         return tuple(
-            Capture(r[0], r[1], CaptureKind(r[2]), r[3], r[4], bytes(r[5]), bytes(r[6]), r[7], r[8])
-            for r in rows
+            Capture(r[0], r[1], CaptureKind(r[2]), r[3], r[4], bytes(r[5]), bytes(r[6]), r[7], r[8]) for r in rows
         )
 
     # --- verification ---------------------------------------------------------------------------
@@ -402,9 +429,7 @@ class AuditStore:
         entries = 0
         for replica in replicas:
             checkpoints = by_replica.get(replica, [])
-            found, summary = check_chain(
-                replica, self._chain_pages(replica), frozenset(c.seq for c in checkpoints)
-            )
+            found, summary = check_chain(replica, self._chain_pages(replica), frozenset(c.seq for c in checkpoints))
             problems += found
             problems += check_checkpoints(replica, checkpoints, summary)
             entries += summary.count
@@ -454,10 +479,7 @@ class AuditStore:
                 "ON e.event_id = o.event_id AND e.kind = 'event' "
                 "WHERE o.kind = 'outcome' AND e.event_id IS NULL"
             )
-        return [
-            Problem("orphan", r[0], r[1], r[2], "outcome of an event that is not in the store", r[3])
-            for r in rows
-        ]
+        return [Problem("orphan", r[0], r[1], r[2], "outcome of an event that is not in the store", r[3]) for r in rows]
 
     def _capture_problems(self) -> list[Problem]:
         problems: list[Problem] = []
@@ -498,38 +520,49 @@ class AuditStore:
             return False
         return True
 
-    def destroy_keys(self, production: str, below_version: int | None = None) -> int:
-        sql = (
-            "UPDATE vault_keys SET wrapped = NULL, destroyed = ? WHERE production = ? AND wrapped IS NOT NULL"
-        )
-        params: list[Any] = [self._clock(), production]
-        if below_version is not None:
-            sql += " AND version < ?"
-            params.append(below_version)
+    def destroy_keys(self, production: str) -> int:
         with self.db.transaction() as session:
-            destroyed = session.execute(sql, params)
-        if wal := getattr(self.db, "checkpoint_wal", None):
-            wal()  # SQLite: fold the WAL (which still holds the old page) into the overwritten file
+            destroyed = session.execute(
+                "UPDATE vault_keys SET wrapped = NULL, destroyed = ? WHERE production = ? AND wrapped IS NOT NULL",
+                (self._clock(), production),
+            )
+        self._fold_wal()
         return destroyed
 
-    def wrapped_data_keys(self, production: str) -> list[WrappedDataKey]:
-        with self.db.transaction(write=False) as session:
-            rows = session.fetchall(
-                "SELECT event_id, idx, key_version, wrapped_key FROM audit_captures WHERE production = ?",
-                (production,),
-            )
-        return [WrappedDataKey(r[0], r[1], r[2], bytes(r[3])) for r in rows]
-
-    def replace_data_keys(self, keys: Iterable[WrappedDataKey]) -> None:
-        rows = [(k.key_version, k.wrapped_key, k.event_id, k.index) for k in keys]
+    def rewrap_data_keys(
+        self, production: str, version: int, rewrap: Callable[[WrappedDataKey], WrappedDataKey | None]
+    ) -> int:
+        """In one transaction (key rows locked): rewrap every capture key not under `version`, then
+        destroy the older versions. Returns how many were rewrapped."""
         with self.db.transaction() as session:
+            session.fetchall(_LOCK_KEYS[self.db.dialect], (production,))
+            rows = session.fetchall(
+                "SELECT event_id, idx, key_version, wrapped_key FROM audit_captures "
+                "WHERE production = ? AND key_version <> ?",
+                (production, version),
+            )
+            rewrapped = [
+                new for r in rows if (new := rewrap(WrappedDataKey(r[0], r[1], r[2], bytes(r[3])))) is not None
+            ]
             session.executemany(
                 "UPDATE audit_captures SET key_version = ?, wrapped_key = ? WHERE event_id = ? AND idx = ?",
-                rows,
+                [(k.key_version, k.wrapped_key, k.event_id, k.index) for k in rewrapped],
             )
+            session.execute(
+                "UPDATE vault_keys SET wrapped = NULL, destroyed = ? WHERE production = ? AND version < ? "
+                "AND wrapped IS NOT NULL",
+                (self._clock(), production, version),
+            )
+        self._fold_wal()
+        return len(rewrapped)
+
+    def _fold_wal(self) -> None:
+        if wal := getattr(self.db, "checkpoint_wal", None):
+            wal()  # SQLite: fold the WAL (which still holds the old pages) into the overwritten file
 
     def delete_captures(self, before: float, production: str | None = None) -> int:
-        sql, params = "DELETE FROM audit_captures WHERE ts < ?", [before]
+        sql = "DELETE FROM audit_captures WHERE ts < ?"
+        params: list[Any] = [before]
         if production is not None:
             sql += " AND production = ?"
             params.append(production)
@@ -611,9 +644,7 @@ def open_database(
     settings = settings or AuditSettings()
     dsn = environ.get(AUDIT_DSN_ENV) or (settings.dsn if settings.store == "postgres" else None)
     if settings.store == "postgres" and not dsn:
-        raise AuditError(
-            f"audit store is postgres but no dsn is set (gateway.yaml audit.dsn or {AUDIT_DSN_ENV})"
-        )
+        raise AuditError(f"audit store is postgres but no dsn is set (gateway.yaml audit.dsn or {AUDIT_DSN_ENV})")
     if dsn:
         from .postgres import PostgresDatabase
 

@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import structlog
 
 from gateway.audit import AuditEvent, AuditStore, new_event_id, open_store
 from gateway.decision import Decision
-from gateway.errors import DecryptionError, KeyShreddedError, VaultError
+from gateway.errors import AuditError, DecryptionError, KeyShreddedError, VaultError
 from gateway.vault import MASTER_KEY_ENV, Capture, CaptureKind, LocalKeyProvider, Vault, master_key_provider
 
 
@@ -142,7 +143,7 @@ def test_a_wrong_master_key_fails(tmp_path: Path, store: AuditStore, vault: Vaul
 def test_rotation_rewraps_without_reencrypting(store: AuditStore, vault: Vault) -> None:
     """After rotate: same ciphertext, new key version and wrapped key, still opens; old version destroyed."""
     before = [seal_and_record(store, vault, f"input {n}".encode()) for n in range(3)]
-    assert vault.rotate(PROD) == 3
+    assert vault.rotate(PROD, settle_seconds=0) == 3
     after = [store.captures(c.event_id)[0] for c in before]
     for old, new in zip(before, after, strict=True):
         assert new.ciphertext == old.ciphertext
@@ -238,7 +239,7 @@ def test_no_plaintext_canary_anywhere_under_the_data_dir(tmp_path: Path) -> None
         text = seal_and_record(store, vault, CANARY_TEXT.encode())
         image = seal_and_record(store, vault, CANARY_IMAGE, kind=CaptureKind.MEDIA)
         assert vault.open(text) == CANARY_TEXT.encode()
-        vault.rotate(PROD)
+        vault.rotate(PROD, settle_seconds=0)
         assert vault.open(store.captures(image.event_id)[0]) == CANARY_IMAGE
         store.checkpoint()
     needles = [
@@ -254,3 +255,41 @@ def test_no_plaintext_canary_anywhere_under_the_data_dir(tmp_path: Path) -> None
         for needle in needles:
             assert needle not in data, f"plaintext canary found in {path}"
     assert CANARY_TEXT not in repr(logs)
+
+
+@pytest.mark.parametrize("change", ["shred", "rotate"])
+def test_a_replica_with_a_stale_key_cache_fails_closed(tmp_path: Path, store: AuditStore, change: str) -> None:
+    """Another replica shreds or rotates; a capture sealed under the destroyed key is refused by the
+    store (the request is stopped, nothing unreadable is stored); once the cache expires, sealing works."""
+    now = [time.time()]
+    stale = Vault(master_key_provider(tmp_path, env={}), store, cache_seconds=60, clock=lambda: now[0])
+    other = Vault(master_key_provider(tmp_path, env={}), store)
+    seal_and_record(store, stale, b"first")
+    if change == "shred":
+        other.shred(PROD)
+    else:
+        other.rotate(PROD, settle_seconds=0)
+    with pytest.raises(AuditError, match="destroyed meanwhile"):
+        seal_and_record(store, stale, b"sealed under a destroyed key")
+    now[0] += 61
+    fresh = seal_and_record(store, stale, b"after the cache expired")
+    assert stale.open(fresh) == b"after the cache expired"
+    assert fresh.key_version == 2
+    assert store.verify().ok
+
+
+def test_concurrent_first_seals_share_one_key(tmp_path: Path, store: AuditStore) -> None:
+    """Many threads (and vaults, as replicas would) sealing a production's first capture create one key."""
+    vaults = [Vault(master_key_provider(tmp_path, env={}), store) for _ in range(4)]
+    versions: list[int] = []
+
+    def seal(vault: Vault) -> None:
+        versions.append(vault.seal(make_event().id, "new-show", "text", "body", "text/plain", b"x").key_version)
+
+    threads = [threading.Thread(target=seal, args=(v,)) for v in vaults for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert versions == [1] * 16
+    assert [k.version for k in store.load_keys("new-show")] == [1]
