@@ -27,7 +27,16 @@ from gateway.errors import AuditError
 
 from .record import canonical_bytes
 
-__all__ = ["Checkpoint", "CheckpointFile", "Signer", "read_checkpoints", "replica_slug", "write_checkpoint"]
+__all__ = [
+    "Checkpoint",
+    "CheckpointFile",
+    "Signer",
+    "fingerprint",
+    "latest_checkpoint_seq",
+    "read_checkpoints",
+    "replica_slug",
+    "write_checkpoint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,9 +195,7 @@ def latest_checkpoint_seq(directory: Path, replica: str) -> int:
     return max(seqs, default=0)
 
 
-def read_checkpoints(
-    directory: Path, extra_trusted: tuple[Ed25519PublicKey, ...] = ()
-) -> Iterator[CheckpointFile]:
+def read_checkpoints(directory: Path, extra_trusted: tuple[Ed25519PublicKey, ...] = ()) -> Iterator[CheckpointFile]:
     """Every checkpoint file under `directory`, each checked against the trusted public keys."""
     if not directory.is_dir():
         return
@@ -228,13 +235,9 @@ def _read_one(path: Path, folder: Path, trusted: dict[str, Ed25519PublicKey]) ->
         return CheckpointFile(path, checkpoint, False, "checkpoint file was moved or renamed")
     key = trusted.get(checkpoint.key)
     if key is None:
-        return CheckpointFile(
-            path, checkpoint, False, f"checkpoint signed by an unknown key {checkpoint.key}"
-        )
+        return CheckpointFile(path, checkpoint, False, f"checkpoint signed by an unknown key {checkpoint.key}")
     try:
         key.verify(bytes.fromhex(checkpoint.signature), checkpoint.payload())
     except (InvalidSignature, ValueError):
-        return CheckpointFile(
-            path, checkpoint, False, "checkpoint signature does not verify (forged or altered)"
-        )
+        return CheckpointFile(path, checkpoint, False, "checkpoint signature does not verify (forged or altered)")
     return CheckpointFile(path, checkpoint, True)

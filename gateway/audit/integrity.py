@@ -25,7 +25,7 @@ from gateway.errors import IntegrityError
 from .checkpoint import Checkpoint
 from .record import chain_hash, genesis_hash
 
-__all__ = ["ChainRow", "Problem", "VerifyReport", "check_chain", "check_checkpoints"]
+__all__ = ["ChainRow", "ChainSummary", "Problem", "VerifyReport", "check_chain", "check_checkpoints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +152,7 @@ def _check_row(
         return Problem(kind, at.replica, at.seq, at.event_id, message, at.ts)
 
     if row.seq > expected_seq:
-        missing = (
-            f"seq {expected_seq}" if row.seq == expected_seq + 1 else f"seqs {expected_seq}..{row.seq - 1}"
-        )
+        missing = f"seq {expected_seq}" if row.seq == expected_seq + 1 else f"seqs {expected_seq}..{row.seq - 1}"
         return [
             Problem(
                 "deleted",
@@ -167,18 +165,13 @@ def _check_row(
         ]
     if row.prev_hash != last_hash:
         if previous is not None and row.prev_hash == previous.prev_hash:
-            return [
-                problem(
-                    "inserted", "this entry was inserted: the next entry chains to its predecessor", previous
-                )
-            ]
+            return [problem("inserted", "this entry was inserted: the next entry chains to its predecessor", previous)]
         if row.prev_hash in nearby:
             return [problem("reordered", "entry is out of order: it chains to a different predecessor")]
         return [
             problem(
                 "deleted",
-                "the entry this one chains to is missing (deleted, later entries renumbered) "
-                "or this entry is foreign",
+                "the entry this one chains to is missing (deleted, later entries renumbered) or this entry is foreign",
             )
         ]
     if chain_hash(row.replica, row.seq, row.kind, row.prev_hash, row.body.encode()) != row.hash:
@@ -203,9 +196,7 @@ def _column_mismatch(row: ChainRow) -> str:
     return next((name for name, value in expected.items() if actual[name] != value), "")
 
 
-def check_checkpoints(
-    replica: str, checkpoints: Iterable[Checkpoint], summary: ChainSummary
-) -> list[Problem]:
+def check_checkpoints(replica: str, checkpoints: Iterable[Checkpoint], summary: ChainSummary) -> list[Problem]:
     """Compare a replica's signed checkpoints with what the chain scan found."""
     problems: list[Problem] = []
     previous_good = 0

@@ -35,9 +35,7 @@ __all__ = [
 
 def canonical_bytes(value: object) -> bytes:
     """Deterministic JSON bytes for hashing and storage."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def genesis_hash(replica: str) -> str:

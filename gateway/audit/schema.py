@@ -123,7 +123,5 @@ def migrate(db: Database) -> int:
                 continue
             for statement in statements:
                 session.execute(statement.format(**_TYPES[db.dialect]))
-            session.execute(
-                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time())
-            )
+            session.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, time.time()))
     return SCHEMA_VERSION

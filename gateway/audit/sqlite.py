@@ -73,9 +73,7 @@ class SqliteDatabase:
         with self._lock:
             if self._closed:
                 raise AuditError(f"{self.path}: the audit store is closed")
-            conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
             for pragma in _PRAGMAS:
                 conn.execute(pragma)
             self._connections.append(conn)

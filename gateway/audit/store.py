@@ -54,6 +54,8 @@ __all__ = [
 AUDIT_DSN_ENV = "GREENROOM_AUDIT_DSN"
 REPLICA_ID_ENV = "GREENROOM_REPLICA_ID"
 _PAGE = 1000
+_CAPTURE_PAGE = 64
+"""captures are read with their ciphertext (media can be large): fewer per page."""
 _log = structlog.get_logger("greenroom.audit")
 
 
@@ -492,10 +494,10 @@ class AuditStore:
                     "ON e.event_id = c.event_id AND e.kind = 'event' "
                     "WHERE c.event_id > ? OR (c.event_id = ? AND c.idx > ?) "
                     "ORDER BY c.event_id, c.idx LIMIT ?",
-                    (after[0], after[0], after[1], _PAGE),
+                    (after[0], after[0], after[1], _CAPTURE_PAGE),
                 )
             problems += [p for row in rows if (p := _capture_problem(row)) is not None]
-            if len(rows) < _PAGE:
+            if len(rows) < _CAPTURE_PAGE:
                 return problems
             after = (rows[-1][0], rows[-1][1])
 
