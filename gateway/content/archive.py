@@ -45,6 +45,8 @@ ZIP_TYPES = frozenset(
 )
 _SKIPPED_DIRS = ("fonts/", "printerSettings/")
 """members of office packages that carry no user content and are not decodable (obfuscated fonts)."""
+_SKIPPED_NAMES = ("Thumbs.db",)
+"""Windows' thumbnail cache (an OLE file) that archivers sweep in: thumbnails of files already there."""
 
 
 def refine_zip_type(data: bytes, location: str) -> Sniffed:
@@ -74,7 +76,7 @@ def expand_zip(sink: Collector, data: bytes, location: str, depth: int) -> None:
     office = refine_zip_type(data, location).kind == "document"
     budget = limits.max_archive_bytes
     for info in infos:
-        if office and info.filename.startswith(_SKIPPED_DIRS, info.filename.find("/") + 1):
+        if _skipped(info.filename, office):
             continue
         where = _member(location, info.filename)
         if info.flag_bits & 0x1:
@@ -84,6 +86,12 @@ def expand_zip(sink: Collector, data: bytes, location: str, depth: int) -> None:
         if budget < 0:
             raise TooLargeError(f"zip inflates past {limits.max_archive_bytes} bytes", location=location)
         sink.add_blob(content, where, depth + 1, name=info.filename.rsplit("/", 1)[-1])
+
+
+def _skipped(name: str, office: bool) -> bool:
+    if name.rsplit("/", 1)[-1] in _SKIPPED_NAMES:
+        return True
+    return office and name.startswith(_SKIPPED_DIRS, name.find("/") + 1)
 
 
 def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, location: str) -> bytes:

@@ -33,7 +33,7 @@ pillow_heif.register_heif_opener()
 # Our own pixel limit decides; Pillow's warning (between 1x and 2x its default) is only noise.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
-_VECTOR_TYPES = frozenset({"image/svg+xml", "image/wmf"})
+_VECTOR_TYPES = frozenset({"image/svg+xml", "image/wmf", "image/emf"})
 _WHITE = (255, 255, 255, 255)
 
 

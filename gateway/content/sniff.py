@@ -51,6 +51,12 @@ _PREFIXES: tuple[tuple[bytes, Sniffed], ...] = (
     (b"fLaC", Sniffed("audio/flac", "audio")),
     (b"\x1a\x45\xdf\xa3", Sniffed("video/webm", "video")),
     (b"{\\rtf", Sniffed("text/rtf", "document")),
+    (b"OTTO", Sniffed("font/otf", "other", strong=False)),
+    (b"\x00\x05\x16\x07", Sniffed("application/applefile", "other", strong=False)),
+    (b"\x00\x00\x00\x01Bud1", Sniffed("application/x-apple-ds-store", "other", strong=False)),
+    (b"\x00\x01\x00\x00\x00", Sniffed("font/ttf", "other", strong=False)),
+    (b"wOFF", Sniffed("font/woff", "other", strong=False)),
+    (b"wOF2", Sniffed("font/woff2", "other", strong=False)),
 )
 
 _RIFF = {
@@ -76,7 +82,8 @@ def sniff(data: bytes) -> Sniffed | None:
         if head.startswith(prefix):
             return sniffed
     return (
-        _sniff_chunked(head)
+        _sniff_emf(head)
+        or _sniff_chunked(head)
         or _sniff_iso_media(head)
         or _sniff_tar(head)
         or _sniff_markup(head)
@@ -84,6 +91,13 @@ def sniff(data: bytes) -> Sniffed | None:
         or _sniff_bmp(head)
         or _sniff_pdf_late(head)
     )
+
+
+def _sniff_emf(head: bytes) -> Sniffed | None:
+    """Windows enhanced metafiles (office documents embed them): record type 1, then ` EMF` at 40."""
+    if len(head) >= 44 and head.startswith(b"\x01\x00\x00\x00") and head[40:44] == b" EMF":
+        return Sniffed("image/emf", "image")
+    return None
 
 
 def _sniff_chunked(head: bytes) -> Sniffed | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import struct
 
 import pytest
 from content_samples import (
@@ -411,3 +412,19 @@ def test_gemini_multipart_related_upload() -> None:
                                            content_type="multipart/related; boundary=x"), LIMITS)
     assert texts_of(inputs) == {"form.#0.$json.file.display_name": SECRET_TEXT}
     assert media_at(inputs, "form.#1") == ["image/png"]
+
+
+def test_operating_system_litter_in_archives_does_not_block() -> None:
+    """Finder's AppleDouble files and .DS_Store, and EMF thumbnails in office files, are recognised."""
+    emf = struct.pack("<II4i4i4sIIIHHIIIii ii", 1, 88, 0, 0, 99, 99, 0, 0, 2540, 2540, b" EMF", 0x10000,
+                      88, 1, 1, 0, 0, 0, 0, 1024, 768, 320, 240)
+    archive = zip_of({
+        "stills/pic.png": PNG,
+        "__MACOSX/stills/._pic.png": b"\x00\x05\x16\x07\x00\x02\x00\x00" + b"\x00" * 32,
+        "stills/.DS_Store": b"\x00\x00\x00\x01Bud1" + b"\x00" * 32,
+        "stills/Thumbs.db": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64,
+        "docProps/thumbnail.emf": emf,
+    })
+    inputs = extract_inputs(form_request([("file", "refs.zip", None, archive, {})]), LIMITS)
+    assert media_at(inputs, "archive:form.file/stills/pic.png") == ["image/png"]
+    assert media_at(inputs, "archive:form.file/docProps/thumbnail.emf") == ["image/emf"]
