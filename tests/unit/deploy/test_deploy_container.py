@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from gateway.cli import build_parser
+from deploy_helpers import assert_cli_parses, pinned
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -43,23 +42,6 @@ def stages(parsed: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
         if result:
             result[-1].append(ins)
     return result
-
-
-def pinned(image: str) -> bool:
-    """A tag that is not `latest`, or a digest."""
-    if "@sha256:" in image:
-        return True
-    name, _, tag = image.rpartition(":")
-    return bool(name) and "/" not in tag and tag not in ("", "latest")
-
-
-def assert_cli_parses(argv: list[str]) -> None:
-    """The real `greenroom` parser accepts this command line (commands not built yet are skipped)."""
-    parser = build_parser()
-    known = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    if argv[0] not in known:
-        return
-    parser.parse_args(argv)
 
 
 @pytest.fixture(scope="module")
