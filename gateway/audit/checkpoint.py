@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,27 +159,43 @@ def replica_slug(replica: str) -> str:
 
 
 def write_checkpoint(directory: Path, checkpoint: Checkpoint, signer: Signer) -> Path:
-    """Export one signed checkpoint (and the signer's public key) durably; return the file written."""
+    """Export one signed checkpoint (and the signer's public key) durably; return the file written.
+
+    An existing file is never replaced: a checkpoint already exported for that sequence number
+    with other content (a store restored from an old backup, say) stays as evidence, and this
+    raises AuditError.
+    """
     folder = directory / replica_slug(checkpoint.replica)
+    target = folder / f"{checkpoint.seq:016d}.json"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         pub = folder / f"signer-{signer.key}.pub"
         if not pub.exists():
-            _write_durably(pub, (signer.public_hex() + "\n").encode())
-        target = folder / f"{checkpoint.seq:016d}.json"
-        _write_durably(target, canonical_bytes(checkpoint.as_dict()) + b"\n")
+            _write_once(pub, (signer.public_hex() + "\n").encode())
+        _write_once(target, canonical_bytes(checkpoint.as_dict()) + b"\n")
     except OSError as exc:
         raise AuditError(f"{folder}: cannot export a checkpoint: {exc.strerror}") from exc
     return target
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+def _write_once(path: Path, data: bytes) -> None:
+    """Write durably (fsync file and directory) without ever replacing an existing file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            if path.read_bytes() != data:
+                raise AuditError(
+                    f"{path}: a different checkpoint was already exported for this sequence number; "
+                    "it is kept as evidence (was the store restored from an old backup?)"
+                ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -12,9 +12,9 @@ import pytest
 from audit_helpers import make_event
 
 from gateway.audit import AuditStore, Outcome
-from gateway.audit.checkpoint import replica_slug
+from gateway.audit.checkpoint import Checkpoint, Signer, replica_slug, write_checkpoint
 from gateway.audit.record import chain_hash
-from gateway.errors import IntegrityError
+from gateway.errors import AuditError, IntegrityError
 
 REPLICA = "replica-a"
 
@@ -244,11 +244,28 @@ def test_a_signed_checkpoint_by_an_unknown_key_is_rejected(trail: Trail) -> None
         pub.unlink()
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from gateway.audit.checkpoint import Checkpoint, Signer, write_checkpoint
-
     forger = Signer(Ed25519PrivateKey.generate())
     write_checkpoint(trail.checkpoint_dir, forger.sign(Checkpoint(REPLICA, 11, "f" * 64, "evt_x", 0.0, "")), forger)
     (folder / f"signer-{forger.key}.pub").unlink()
     problems = trail.store.verify().problems
     assert [p.kind for p in problems] == ["checkpoint"]
     assert "unknown key" in problems[0].message
+
+
+def test_a_restored_old_backup_cannot_overwrite_exported_checkpoints(trail: Trail, make_store) -> None:
+    """Truncate and restart (as a restore from an old backup would), write on: the exported
+    checkpoints stay as evidence, a different one for the same seq is refused, verify reports it."""
+    truncate(trail)
+    trail.store.close()
+    store = make_store(REPLICA)
+    for n in range(4):
+        store.record(make_event(100 + n))
+    store.checkpoint()
+    folder = trail.checkpoint_dir / replica_slug(REPLICA)
+    assert json.loads((folder / f"{8:016d}.json").read_text())["event_id"] == trail.ids[7]
+    signer = Signer.load_or_create(make_store.data_dir / "keys" / "audit-signing.key")
+    with pytest.raises(AuditError, match="kept as evidence"):
+        write_checkpoint(trail.checkpoint_dir, signer.sign(Checkpoint(REPLICA, 8, "e" * 64, "evt_y", 0.0, "")), signer)
+    assert json.loads((folder / f"{8:016d}.json").read_text())["event_id"] == trail.ids[7]
+    first = store.verify().first
+    assert first is not None and (first.kind, first.seq) == ("rewritten", 10)
