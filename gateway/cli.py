@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "gateway.commands.audit",
     "gateway.commands.keys",
     "gateway.commands.pac",
+    "gateway.commands.registry",
 )
 
 

@@ -1,0 +1,128 @@
+"""Registered talent's faces in uploaded images and video frames.
+
+    FaceDetector(index.faces, limits).detect(inputs, context)
+        -> [Finding(kind="face", entity=talent id)]       a face within `review_distance` of a talent
+         + [Finding(kind="face_unidentifiable", entity="")] a face too small (or one too many) to identify
+
+Pipeline (dlib, CC0 models; never the 68-point model): HOG detection at ≤1024 px (upsample 0, then 1
+when nothing was found), 5-point landmarks and the ResNet 128-d embedding on the full-resolution frame,
+Euclidean distance to every reference photo. Distance ≤ `match_distance` (0.50) is a match, up to
+`review_distance` (0.60) is reported for review (detail says `review`). Score is 1 − distance, so a
+match scores ≥ 0.5 and a review < 0.5. Faces under `min_face_px` (80) px give unreliable embeddings
+and are reported as `face_unidentifiable`, never passed silently; so are faces past `max_faces` in
+one frame. One finding per talent and media item (the nearest), one `face_unidentifiable` per item.
+
+Thread-safe: dlib calls are serialised inside the shared `FaceModel`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from gateway.content import ContentLimits, Inputs, MediaItem
+from gateway.registry import FaceBank
+
+from .finding import DetectionContext, Finding
+from .image import image_frames
+from .media_face import FaceBox, FaceModel
+from .media_guard import guarded
+
+__all__ = ["FaceDetector"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Face:
+    kind: str
+    entity: str
+    score: float
+    detail: str
+
+
+class FaceDetector:
+    """Finds registered talent's faces; thresholds as measured in shared/reference/media-matching.md."""
+
+    name = "face"
+
+    def __init__(
+        self,
+        bank: FaceBank,
+        limits: ContentLimits | None = None,
+        *,
+        match_distance: float = 0.50,
+        review_distance: float = 0.60,
+        min_face_px: int = 80,
+        max_faces: int = 20,
+        upsample_retry: bool = True,
+        rotations: bool = True,
+        model: FaceModel | None = None,
+    ) -> None:
+        self.bank = bank
+        self.limits = limits or ContentLimits()
+        self.match_distance = match_distance
+        self.review_distance = max(review_distance, match_distance)
+        self.min_face_px = min_face_px
+        self.max_faces = max_faces
+        self.upsample_retry = upsample_retry
+        self.rotations = rotations
+        self.model = model or FaceModel()
+
+    def detect(self, inputs: Inputs, context: DetectionContext) -> list[Finding]:
+        if not len(self.bank.talent):
+            return []
+        findings: list[Finding] = []
+        for item in inputs.media:
+            best: dict[tuple[str, str], _Face] = {}
+            for number, frame in enumerate(image_frames(item, self.limits)):
+                with guarded("face matcher", item.location):
+                    for face in self.faces_in(frame):
+                        _keep_best(best, _Face(face.kind, face.entity, face.score, f"frame {number}, {face.detail}"))
+            findings += [_finding(item, face, self.name) for face in best.values()]
+        return findings
+
+    def faces_in(self, image: Image.Image) -> list[_Face]:
+        """Every identified or unidentifiable face in one image."""
+        search = self.model.find(image, upsample_retry=self.upsample_retry, rotations=self.rotations)
+        boxes = search.boxes
+        pixels = np.asarray(search.image)
+        results = []
+        for number, box in enumerate(boxes):
+            if number >= self.max_faces:
+                results.append(_Face("face_unidentifiable", "", 1.0, f"{len(boxes)} faces, over {self.max_faces}"))
+                break
+            if box.size < self.min_face_px:
+                results.append(_Face("face_unidentifiable", "", 1.0, f"face {box.size}px"))
+                continue
+            identified = self._identify(pixels, box)
+            if identified is not None:
+                results.append(identified)
+        return results
+
+    def _identify(self, pixels: np.ndarray, box: FaceBox) -> _Face | None:
+        nearest = self.bank.nearest(self.model.embed(pixels, box))
+        if not nearest:
+            return None
+        talent, distance = nearest[0]
+        if distance > self.review_distance:
+            return None
+        verdict = "match" if distance <= self.match_distance else "review"
+        return _Face("face", talent, 1.0 - distance, f"face {box.size}px, distance {distance:.2f}, {verdict}")
+
+
+def _keep_best(best: dict[tuple[str, str], _Face], face: _Face) -> None:
+    key = (face.kind, face.entity)
+    if key not in best or face.score > best[key].score:
+        best[key] = face
+
+
+def _finding(item: MediaItem, face: _Face, detector: str) -> Finding:
+    return Finding(
+        kind="face" if face.kind == "face" else "face_unidentifiable",
+        entity=face.entity,
+        location=item.location,
+        score=round(face.score, 4),
+        detector=detector,
+        detail=face.detail,
+    )
