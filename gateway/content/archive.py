@@ -11,6 +11,7 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
+import struct
 import tarfile
 import zipfile
 from collections.abc import Callable
@@ -49,8 +50,9 @@ _SKIPPED_NAMES = ("Thumbs.db",)
 """Windows' thumbnail cache (an OLE file) that archivers sweep in: thumbnails of files already there."""
 
 
-def refine_zip_type(data: bytes, location: str) -> Sniffed:
+def refine_zip_type(sink: Collector, data: bytes, location: str) -> Sniffed:
     """A zip's more specific type, from its member names: docx, pptx, xlsx, OpenDocument, EPUB."""
+    _check_members(_declared_zip_members(data), sink.limits.max_archive_members, location)
     with translated("zip archive", location):
         names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
     for part, mime in _OFFICE_PARTS.items():
@@ -73,7 +75,7 @@ def expand_zip(sink: Collector, data: bytes, location: str, depth: int) -> None:
     declared = sum(info.file_size for info in infos)
     if declared > limits.max_archive_bytes:
         raise TooLargeError(f"zip declares more than {limits.max_archive_bytes} bytes", location=location)
-    office = refine_zip_type(data, location).kind == "document"
+    office = refine_zip_type(sink, data, location).kind == "document"
     budget = limits.max_archive_bytes
     for info in infos:
         if _skipped(info.filename, office):
@@ -86,6 +88,22 @@ def expand_zip(sink: Collector, data: bytes, location: str, depth: int) -> None:
         if budget < 0:
             raise TooLargeError(f"zip inflates past {limits.max_archive_bytes} bytes", location=location)
         sink.add_blob(content, where, depth + 1, name=info.filename.rsplit("/", 1)[-1])
+
+
+def _declared_zip_members(data: bytes) -> int:
+    """The entry count in the end-of-central-directory record (zip64 too), read before zipfile
+    walks the central directory: a million-entry zip is refused without parsing a million entries."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 65_557))
+    if end == -1 or end + 22 > len(data):
+        return 0
+    (count,) = struct.unpack_from("<H", data, end + 10)
+    if count != 0xFFFF:
+        return count
+    zip64 = data.rfind(b"PK\x06\x06", 0, end)
+    if zip64 == -1 or zip64 + 40 > len(data):
+        return count
+    (count64,) = struct.unpack_from("<Q", data, zip64 + 32)
+    return int(count64)
 
 
 def _skipped(name: str, office: bool) -> bool:

@@ -222,7 +222,7 @@ class Collector:
             self._add_unrecognised(data, location, depth, declared_type, name, raw_audio)
             return
         if sniffed.mime == "application/zip":
-            sniffed = archive.refine_zip_type(data, location)
+            sniffed = archive.refine_zip_type(self, data, location)
         if sniffed.mime not in _TEXT_DOCUMENTS:
             self.add_media(data, sniffed, declared_type, location, name)
         expander = _EXPANDERS.get(sniffed.mime) or _KIND_EXPANDERS.get(sniffed.kind)

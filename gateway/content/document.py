@@ -14,7 +14,7 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
 from defusedxml import ElementTree as SafeElementTree
-from pypdf import PdfReader
+from pypdf import PageObject, PdfReader
 
 from gateway.errors import TooLargeError, UninspectableError
 
@@ -39,10 +39,9 @@ def expand_pdf(sink: Collector, data: bytes, location: str, depth: int) -> None:
     with translated("PDF document", location):
         reader = PdfReader(io.BytesIO(data), strict=False)
         _unlock(reader, location)
-        pages = list(reader.pages)
-        if len(pages) > limits.max_archive_members:
+        if len(reader.pages) > limits.max_archive_members:
             raise TooLargeError(f"PDF has more than {limits.max_archive_members} pages", location=location)
-        for number, page in enumerate(pages, start=1):
+        for number, page in enumerate(reader.pages, start=1):
             _expand_pdf_page(sink, page, member_location(location, f"page[{number}]"), depth)
         for name, contents in reader.attachments.items():
             for content in contents:
@@ -55,10 +54,10 @@ def _unlock(reader: PdfReader, location: str) -> None:
         raise UninspectableError("PDF is password-protected", location=location)
 
 
-def _expand_pdf_page(sink: Collector, page: object, location: str, depth: int) -> None:
-    text = page.extract_text()  # type: ignore[attr-defined]
+def _expand_pdf_page(sink: Collector, page: PageObject, location: str, depth: int) -> None:
+    text = page.extract_text()
     sink.add_string(text, location, depth + 1, request_level=False)
-    for index, picture in enumerate(page.images):  # type: ignore[attr-defined]
+    for index, picture in enumerate(page.images):
         sink.add_blob(picture.data, f"{location}/image[{index}]", depth + 1, name=picture.name)
 
 

@@ -49,10 +49,10 @@ def probe_media(sink: Collector, data: bytes, location: str, depth: int) -> None
 def decode_audio(item: MediaItem, limits: ContentLimits) -> np.ndarray:
     """The item's first audio stream as mono float32 PCM at 16 kHz, within `max_audio_seconds`."""
     max_samples = int(limits.max_audio_seconds * SAMPLE_RATE)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
     chunks: list[np.ndarray] = []
     total = 0
     with translated("audio", item.location):
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         for frame in _audio_frames(item):
             for resampled in resampler.resample(frame):
                 total += _append(chunks, resampled, total, max_samples, item.location)
