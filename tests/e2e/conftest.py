@@ -13,8 +13,23 @@ from pathlib import Path
 import pytest
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(_REPO_ROOT) not in sys.path:  # `tests.support` must import whichever way pytest is started
-    sys.path.insert(0, str(_REPO_ROOT))
+
+
+def _make_tests_support_importable() -> None:
+    """`tests.support` must import whichever way pytest is started, and even when a third-party
+    distribution in the venv ships its own top-level `tests` package (confusables 1.2 does): a
+    regular package elsewhere on sys.path beats our namespace directory, so add ours to its path."""
+    if str(_REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(_REPO_ROOT))
+    import tests
+
+    ours = str(_REPO_ROOT / "tests")
+    path = getattr(tests, "__path__", None)
+    if path is not None and ours not in list(path):
+        path.append(ours)
+
+
+_make_tests_support_importable()
 
 from tests.support.fake_provider import FakeProviderProcess  # noqa: E402
 from tests.support.gateway_process import GatewayProcess  # noqa: E402

@@ -193,9 +193,7 @@ def test_allowed_openai_call_returns_the_providers_answer(gateway: GatewayProces
 
 
 @pytest.mark.parametrize("client_store", [None, True, False])
-def test_store_reaches_provider_as_false(
-    gateway: GatewayProcess, fake: FakeProviderProcess, client_store: bool | None
-):
+def test_store_reaches_provider_as_false(gateway: GatewayProcess, fake: FakeProviderProcess, client_store: bool | None):
     kw: dict[str, Any] = {} if client_store is None else {"store": client_store}
     assert chat(openai_client(gateway), **kw).choices[0].message.content == OPENAI_ANSWER
     body = only_record(fake, OPENAI).json()
@@ -210,9 +208,7 @@ def test_prompt_cache_retention_24h_is_rewritten(gateway: GatewayProcess, fake: 
 
 
 def test_responses_api_store_default_true_is_forced_false(gateway: GatewayProcess, fake: FakeProviderProcess):
-    resp = openai_client(gateway).responses.create(
-        model="gpt-4.1", input="One line on the interview, please."
-    )
+    resp = openai_client(gateway).responses.create(model="gpt-4.1", input="One line on the interview, please.")
     assert resp.output_text == RESPONSES_ANSWER
     rec = only_record(fake, OPENAI)
     assert rec.path == "/v1/responses"
@@ -276,9 +272,7 @@ def test_anthropic_allowed_org_ids_is_pinned_for_alice(gateway: GatewayProcess, 
 # 4. tools not approved for the production
 
 
-def test_unapproved_anthropic_for_bob_raises_permission_denied(
-    gateway: GatewayProcess, fake: FakeProviderProcess
-):
+def test_unapproved_anthropic_for_bob_raises_permission_denied(gateway: GatewayProcess, fake: FakeProviderProcess):
     client = anthropic_client(gateway, BOB)
     with pytest.raises(anthropic.PermissionDeniedError) as ei:
         client.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=PROMPT)
@@ -292,9 +286,7 @@ def test_unapproved_anthropic_for_bob_raises_permission_denied(
     assert_nothing_reached(fake)
 
 
-def test_unapproved_elevenlabs_for_alice_gets_elevenlabs_403(
-    gateway: GatewayProcess, fake: FakeProviderProcess
-):
+def test_unapproved_elevenlabs_for_alice_gets_elevenlabs_403(gateway: GatewayProcess, fake: FakeProviderProcess):
     with proxied_httpx(gateway, ALICE) as c:
         r = c.post(
             "https://api.elevenlabs.io/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM",
@@ -337,9 +329,7 @@ def test_missing_or_wrong_proxy_credentials_get_407(
     # and what an SDK user sees: the proxy refuses the tunnel
     proxy = gateway.proxy_url if user is None else gateway.proxy_url_for(*user)
     with (
-        httpx.Client(
-            proxy=proxy, verify=ssl.create_default_context(cafile=gateway.ca_cert), trust_env=False
-        ) as c,
+        httpx.Client(proxy=proxy, verify=ssl.create_default_context(cafile=gateway.ca_cert), trust_env=False) as c,
         pytest.raises(httpx.ProxyError, match="407"),
     ):
         c.post(f"https://{OPENAI}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": PROMPT})
@@ -350,9 +340,7 @@ def test_missing_or_wrong_proxy_credentials_get_407(
 # 6. non-catalog hosts are tunnelled, not intercepted
 
 
-def test_non_catalog_host_is_not_intercepted(
-    gateway: GatewayProcess, fake: FakeProviderProcess, pki: TestPKI
-):
+def test_non_catalog_host_is_not_intercepted(gateway: GatewayProcess, fake: FakeProviderProcess, pki: TestPKI):
     origin_only = ssl.create_default_context(cafile=str(pki.ca_cert))  # NOT the gateway CA
     sock, status, _ = raw_connect(gateway, "www.example.org", ALICE)
     assert status == 200
@@ -435,9 +423,7 @@ def test_anthropic_stream_is_incremental(gateway: GatewayProcess, fake: FakeProv
 
 
 def _reverse_http_client(gw: GatewayProcess) -> httpx.Client:
-    verify: Any = (
-        ssl.create_default_context(cafile=gw.ca_cert) if gw.reverse_url.startswith("https") else True
-    )
+    verify: Any = ssl.create_default_context(cafile=gw.ca_cert) if gw.reverse_url.startswith("https") else True
     return httpx.Client(verify=verify, trust_env=False, timeout=30)
 
 

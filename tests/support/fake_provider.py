@@ -1,6 +1,8 @@
 """One fake "AI provider" over TLS for the end-to-end tests (raw ASGI app under uvicorn, HTTP/1.1).
 
-    python -m tests.support.fake_provider --port P --cert leaf.pem --key leaf.key [--host 127.0.0.1]
+    python tests/support/fake_provider.py --port P --cert leaf.pem --key leaf.key [--host 127.0.0.1]
+
+(Run it by path: a third-party package in the venv may own the top-level name `tests`.)
 
 It answers for every host of tests.support.pki.FAKE_HOSTS and dispatches on the Host header, using
 the providers' real wire formats (see /work/shared/reference/providers.md):
@@ -130,9 +132,7 @@ def _hdr_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin1"), v.encode("latin1")) for k, v in headers.items()]
 
 
-async def _send(
-    send: Send, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None
-) -> None:
+async def _send(send: Send, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
     headers = {"content-type": ctype, "content-length": str(len(body)), **(extra or {})}
     await send({"type": "http.response.start", "status": status, "headers": _hdr_list(headers)})
     await send({"type": "http.response.body", "body": body})
@@ -190,12 +190,8 @@ class Req:
             parsed = None
         self.json: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
         try:
-            self.events = int(
-                self.headers.get("x-fake-events") or self.query.get("fake_events") or DEFAULT_EVENTS
-            )
-            self.delay = float(
-                self.headers.get("x-fake-delay") or self.query.get("fake_delay") or DEFAULT_DELAY
-            )
+            self.events = int(self.headers.get("x-fake-events") or self.query.get("fake_events") or DEFAULT_EVENTS)
+            self.delay = float(self.headers.get("x-fake-delay") or self.query.get("fake_delay") or DEFAULT_DELAY)
         except ValueError:
             self.events, self.delay = DEFAULT_EVENTS, DEFAULT_DELAY
         self.events = max(1, min(MAX_EVENTS, self.events))
@@ -301,9 +297,7 @@ async def _chat_completions(req: Req, send: Send) -> None:
             "created": created,
             "model": model,
             "system_fingerprint": "fp_fake",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-            if with_choice
-            else [],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if with_choice else [],
         }
 
     s = Stream(send, req.delay)
@@ -369,9 +363,7 @@ async def _responses(req: Req, send: Send) -> None:
         }
 
     if not req.json.get("stream"):
-        return await _json(
-            send, response("completed", [message(RESPONSES_ANSWER, "completed")]), extra=_oai_headers()
-        )
+        return await _json(send, response("completed", [message(RESPONSES_ANSWER, "completed")]), extra=_oai_headers())
 
     seq = 0
 
@@ -446,9 +438,7 @@ def _ant_error(etype: str, message: str) -> dict[str, Any]:
 async def anthropic_app(req: Req, send: Send) -> None:
     extra = {"request-id": "req_" + uuid.uuid4().hex[:24]}
     if "x-api-key" not in req.headers and "authorization" not in req.headers:
-        return await _json(
-            send, _ant_error("authentication_error", "x-api-key header is required"), 401, extra
-        )
+        return await _json(send, _ant_error("authentication_error", "x-api-key header is required"), 401, extra)
     if not (req.method == "POST" and req.path == "/v1/messages"):
         return await _json(send, _ant_error("not_found_error", f"Not found: {req.path}"), 404, extra)
     model = str(req.json.get("model") or "claude-sonnet-4-5")
@@ -586,9 +576,7 @@ async def gemini_app(req: Req, send: Send) -> None:
 
 async def elevenlabs_app(req: Req, send: Send) -> None:
     if "xi-api-key" not in req.headers:
-        return await _json(
-            send, {"detail": {"status": "missing_api_key", "message": "Missing xi-api-key (fake)"}}, 401
-        )
+        return await _json(send, {"detail": {"status": "missing_api_key", "message": "Missing xi-api-key (fake)"}}, 401)
     parts = req.path.strip("/").split("/")
     # v1 / text-to-speech / {voice_id} [/stream]
     if req.method == "POST" and len(parts) >= 3 and parts[:2] == ["v1", "text-to-speech"]:
@@ -806,7 +794,6 @@ class FakeProviderProcess:
     def start(self) -> FakeProviderProcess:
         repo_root = Path(__file__).resolve().parents[2]
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        env["PYTHONPATH"] = str(repo_root) + os.pathsep + env.get("PYTHONPATH", "")
         out: Any = subprocess.PIPE
         if self.log_path:
             self._log = self.log_path.open("wb")
@@ -814,8 +801,7 @@ class FakeProviderProcess:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "tests.support.fake_provider",
+                str(Path(__file__).resolve()),
                 "--port",
                 str(self.port),
                 "--cert",

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_provider import free_port, wait_for_port
+from .fake_provider import free_port, wait_for_port
 
 __all__ = ["REPO_ROOT", "GatewayProcess", "GatewayStartError", "greenroom_bin", "running_gateway"]
 
@@ -179,8 +179,7 @@ class GatewayProcess:
         lines = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
         if r.returncode != 0 or not lines or not Path(lines[-1]).is_file():
             raise GatewayStartError(
-                f"`greenroom ca path` failed (rc={r.returncode}): "
-                f"stdout={r.stdout!r} stderr={r.stderr[-3000:]!r}"
+                f"`greenroom ca path` failed (rc={r.returncode}): stdout={r.stdout!r} stderr={r.stderr[-3000:]!r}"
             )
         return lines[-1]
 
@@ -220,9 +219,7 @@ class GatewayProcess:
         out = self.output()
         self._kill()
         if check:
-            assert self.returncode == 0, (
-                f"gateway exited with {self.returncode} after SIGTERM. Output:\n{out}"
-            )
+            assert self.returncode == 0, f"gateway exited with {self.returncode} after SIGTERM. Output:\n{out}"
         return self.returncode
 
     def __enter__(self) -> GatewayProcess:
