@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pacparser
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.cli import main
 from gateway.config import load_tool_catalog
@@ -182,3 +184,18 @@ def test_command_writes_output_file(tmp_path: Path) -> None:
 def test_command_bad_proxy_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pac", "--config", str(DEMO), "--proxy", "not a proxy"]) == 2
     assert "--proxy" in capsys.readouterr().err
+
+
+_LABELS = ["api", "openai", "com", "evil", "fal", "run", "oaiusercontent", "residency", "elevenlabs", "io",
+           "claude", "ai", "x", "eu", "net", "chatgpt", "googleapis", "generativelanguage", "1", "API", "Ai"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(labels=st.lists(st.sampled_from(_LABELS), min_size=1, max_size=5), trailing_dot=st.booleans())
+def test_pac_agrees_with_the_gateway(
+    engine: PacEngine, catalog: Catalog, labels: list[str], trailing_dot: bool
+) -> None:
+    """For host names built from catalog fragments, the PAC routes exactly what the gateway inspects."""
+    host = ".".join(labels) + ("." if trailing_dot else "")
+    expected = ROUTE if catalog.is_ai_host(host) else "DIRECT"
+    assert engine.route(host) == expected, host

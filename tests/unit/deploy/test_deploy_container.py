@@ -174,3 +174,11 @@ def test_haproxy_checks_readiness() -> None:
     cfg = (DEPLOY / "container" / "haproxy.cfg").read_text()
     assert cfg.count("option httpchk GET /readyz") == 2
     assert "check port 9090" in cfg
+
+
+def test_no_configuration_is_baked_in(dockerfile: list[tuple[str, str]]) -> None:
+    """The demo config (known passwords) is not the default: /etc/greenroom must be mounted."""
+    final = stages(dockerfile)[-1]
+    for kind, args in final:
+        if kind == "COPY":
+            assert not args.split()[-1].startswith("/etc/greenroom"), args
