@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production
+from gateway.content import ContentLimits, RequestContent, extract_inputs
 from gateway.content.encoding import decode_body
 from gateway.content.inputs import Inputs
 from gateway.content.jsonbody import ParsedJson, dump_json, parse_json
@@ -25,11 +26,11 @@ from gateway.policy import decide
 from gateway.tools.catalog import Classification
 from gateway.tools.rewrite import apply_rewrites, pin_tenant
 
-__all__ = ["HttpRequest", "InputExtractor", "Inspection", "inspect_request", "split_target"]
+__all__ = ["FindingsHook", "HttpRequest", "Inspection", "content_limits", "inspect_request", "split_target"]
 
 Pairs = tuple[tuple[str, str], ...]
-InputExtractor = Callable[["HttpRequest", bytes, ParsedJson | None, Limits], tuple[Inputs, list[Reason]]]
-"""Turns a decoded body into Inputs and findings (content decoding and detection plug in here)."""
+FindingsHook = Callable[[Inputs], list[Reason]]
+"""Turns a request's Inputs into reasons (detectors and the production's policy plug in here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,9 @@ class Inspection:
     elapsed_ms: float = 0.0
 
 
+_JSON_TYPES = ("application/json", "text/json")
+
+
 def split_target(target: str) -> tuple[str, Pairs]:
     path, _, query = target.partition("?")
     return path, tuple(parse_qsl(query, keep_blank_values=True))
@@ -80,12 +84,12 @@ def inspect_request(
     production: Production,
     access: list[Reason],
     limits: Limits,
-    extractor: InputExtractor | None = None,
+    findings: FindingsHook | None = None,
 ) -> Inspection:
     """Inspect, rewrite and decide; never raises for bad input (it becomes a blocking reason)."""
     started = time.perf_counter()
     try:
-        result = _inspect(request, classification, production, access, limits, extractor)
+        result = _inspect(request, classification, production, access, limits, findings)
     except InspectionError as exc:
         reason = Reason(exc.rule, Action.BLOCK, str(exc), location=exc.location)
         result = Inspection(decide(access, [reason]))
@@ -100,17 +104,18 @@ def _inspect(
     production: Production,
     access: list[Reason],
     limits: Limits,
-    extractor: InputExtractor | None,
+    findings_hook: FindingsHook | None,
 ) -> Inspection:
     if len(request.body) > limits.max_body_bytes:
         raise _too_large(len(request.body), limits.max_body_bytes)
     encoding = request.header("content-encoding")
     body = decode_body(request.body, encoding, limits.max_decoded_bytes) if encoding else request.body
-    parsed = _parse_if_json(request, body, limits)
     tool, endpoint = classification.tool, classification.endpoint
     rewrites = [*tool.rewrites, *(endpoint.rewrites if endpoint else [])]
+    json_rewrites = any(isinstance(r, (JsonSet, JsonRemove)) for r in rewrites)
+    parsed = _parse_if_json(request, body, limits, json_rewrites)
     findings: list[Reason] = []
-    if parsed is None and body.strip() and any(isinstance(r, (JsonSet, JsonRemove)) for r in rewrites):
+    if parsed is None and body.strip() and json_rewrites:
         findings.append(Reason("retention.unenforceable", Action.BLOCK,
                                "the endpoint's retention settings can only be enforced on a JSON body",
                                location="body"))
@@ -126,10 +131,11 @@ def _inspect(
         if record is not None:
             records.append(record)
             headers_changed = True
-    inputs = Inputs()
-    if extractor is not None:
-        inputs, extra = extractor(request, body, parsed, limits)
-        findings.extend(extra)
+    content = RequestContent(request.method, path, query, request.headers, body, request.header("content-type") or "",
+                             parsed)
+    inputs = extract_inputs(content, content_limits(limits))
+    if findings_hook is not None:
+        findings.extend(findings_hook(inputs))
     decision = decide(access, findings)
     new_body = _forward_body(request, body, parsed, result.body_changed, encoding, records)
     return Inspection(
@@ -143,13 +149,39 @@ def _inspect(
     )
 
 
-def _parse_if_json(request: HttpRequest, body: bytes, limits: Limits) -> ParsedJson | None:
+def content_limits(limits: Limits) -> ContentLimits:
+    """The decoders' limits from the configuration's."""
+    return ContentLimits(
+        max_decoded_bytes=limits.max_decoded_bytes,
+        max_json_depth=limits.max_json_depth,
+        max_archive_members=limits.max_archive_members,
+        max_archive_depth=limits.max_archive_depth,
+        max_archive_bytes=limits.max_archive_bytes,
+        max_image_pixels=limits.max_image_pixels,
+        max_frames=limits.max_frames,
+        max_audio_seconds=limits.max_audio_seconds,
+        max_base64_bytes=limits.max_base64_bytes,
+        max_items=limits.max_items,
+    )
+
+
+def _parse_if_json(request: HttpRequest, body: bytes, limits: Limits, json_rewrites: bool) -> ParsedJson | None:
+    """The body as JSON when it is declared JSON, or looks like JSON where the provider would read it so."""
     content_type = request.content_type
-    declared_json = content_type == "application/json" or content_type.endswith("+json")
-    sniffed_json = not content_type and body.lstrip()[:1] in (b"{", b"[")
-    if not body.strip() or not (declared_json or sniffed_json):
+    if not body.strip():
         return None
-    return parse_json(body, limits.max_json_depth)
+    if content_type in _JSON_TYPES or content_type.endswith("+json"):
+        return parse_json(body, limits.max_json_depth)
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    if not content_type:
+        return parse_json(body, limits.max_json_depth)
+    if json_rewrites:  # e.g. text/plain carrying JSON to an endpoint whose retention flags we force
+        try:
+            return parse_json(body, limits.max_json_depth)
+        except InspectionError:
+            return None
+    return None
 
 
 def _forward_body(

@@ -51,8 +51,13 @@ def hash_token(token: str) -> str:
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=1 << log2_n, r=r, p=p, maxmem=256 * 1024 * 1024, dklen=_LEN
+        password.encode("utf-8"), salt=salt, n=1 << log2_n, r=r, p=p, maxmem=_maxmem(log2_n, r, p), dklen=_LEN
     )
+
+
+def _maxmem(log2_n: int, r: int, p: int) -> int:
+    """Memory scrypt needs for these parameters (128·r·(n + p + 2) bytes), with headroom."""
+    return 2 * 128 * r * ((1 << log2_n) + p + 2) + 1024 * 1024
 
 
 def _b64(raw: bytes) -> str:
