@@ -25,6 +25,9 @@ COMMAND_MODULES = (
     "gateway.commands.audit",
     "gateway.commands.keys",
     "gateway.commands.pac",
+    "gateway.commands.approvals",
+    "gateway.commands.report",
+    "gateway.commands.review",
     "gateway.commands.registry",
 )
 
