@@ -41,7 +41,17 @@ def snapshot(directory: Path) -> Snapshot:
     reload that follows reports the problem.
     """
     entries: set[tuple[str, int, int, int]] = set()
-    for root, _dirs, files in os.walk(directory, followlinks=True):
+    seen: set[tuple[int, int]] = set()
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        try:
+            st_root = os.stat(root)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (st_root.st_dev, st_root.st_ino) in seen:  # a symlink loop, or a second path to the same folder
+            dirs[:] = []
+            continue
+        seen.add((st_root.st_dev, st_root.st_ino))
         for name in files:
             path = os.path.join(root, name)
             try:

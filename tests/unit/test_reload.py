@@ -208,3 +208,12 @@ def test_thread_reloads_on_its_own(runtime: Runtime, config_dir: Path) -> None:
 def test_interval_must_be_positive(runtime: Runtime) -> None:
     with pytest.raises(ValueError, match="interval"):
         ConfigWatcher(runtime, interval=0)
+
+
+def test_snapshot_survives_a_symlink_loop(tmp_path: Path) -> None:
+    """A directory symlink pointing back up does not hang the watcher."""
+    (tmp_path / "productions").mkdir()
+    (tmp_path / "productions" / "a.yaml").write_text("id: a\n")
+    (tmp_path / "productions" / "loop").symlink_to(tmp_path)
+    names = {entry[0] for entry in snapshot(tmp_path)}
+    assert os.path.join("productions", "a.yaml") in names
