@@ -29,6 +29,9 @@ __all__ = [
     "region_boxes",
 ]
 
+# Per-image work is small; the detectors' pool provides the parallelism (see registry/index.py).
+cv2.setNumThreads(1)
+
 HASH_BITS = 256
 _HASH_SIDE = 512
 _BANK_SIDE = 1024

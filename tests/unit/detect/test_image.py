@@ -1,0 +1,154 @@
+"""IP image detector: the demo poster under transformations is found, unrelated images are not."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from gateway.content import Inputs, MediaItem
+from gateway.detect import media_image
+from gateway.detect.image import IpImageDetector
+from gateway.errors import InspectionError, TooLargeError, UninspectableError
+from gateway.registry import ImageBank
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
+import media_samples as ms
+
+
+@pytest.fixture(scope="module")
+def detector() -> IpImageDetector:
+    return IpImageDetector(ms.demo_index().images)
+
+
+@pytest.mark.parametrize("transform", sorted(ms.TRANSFORMS))
+def test_transformed_poster_is_found(detector: IpImageDetector, transform: str) -> None:
+    """Every transformation of the registered poster (recompress, resize, crop, rotate, mirror, border,
+    overlay, grayscale, screenshot, collage tile) is reported as the registered IP."""
+    findings = detector.detect(ms.image_inputs(ms.TRANSFORMS[transform](ms.poster())), ms.CONTEXT)
+    assert [(f.kind, f.entity, f.location) for f in findings] == [("ip_image", "blue-meridian", "form.file[0]")]
+    assert 0.5 <= findings[0].score <= 1.0
+
+
+@pytest.mark.parametrize("negative", sorted(ms.NEGATIVES))
+def test_unrelated_image_is_not_matched(detector: IpImageDetector, negative: str) -> None:
+    """Unrelated posters (same font family), noise, photos, a text page, a flat image, a portrait: nothing."""
+    assert detector.detect(ms.image_inputs(ms.NEGATIVES[negative]()), ms.CONTEXT) == []
+
+
+@pytest.mark.parametrize(
+    ("transform", "stage"),
+    [
+        ("identity", "pdq"),
+        ("mirror", "pdq"),
+        ("rotate_90", "pdq"),
+        ("crop_center_25", "orb"),
+        ("mirror_crop_10", "mirrored orb"),
+    ],
+)
+def test_detail_names_the_stage_not_content(detector: IpImageDetector, transform: str, stage: str) -> None:
+    """The finding's detail says which stage matched and by how much (bits or inliers), nothing else."""
+    [finding] = detector.detect(ms.image_inputs(ms.TRANSFORMS[transform](ms.poster())), ms.CONTEXT)
+    assert finding.detail.startswith(f"frame 0, {stage} ")
+    assert finding.detail.endswith(("bits", "inliers"))
+
+
+def test_one_finding_per_item_and_ip() -> None:
+    """Two uploads of the poster → two findings (one per location); a clean upload adds none."""
+    detector = IpImageDetector(ms.demo_index().images)
+    inputs = ms.image_inputs(ms.poster(), ms.smooth_photo(5), ms.jpeg(ms.poster(), 50))
+    findings = detector.detect(inputs, ms.CONTEXT)
+    assert sorted(f.location for f in findings) == ["form.file[0]", "form.file[2]"]
+
+
+def test_every_frame_of_an_animation_is_checked() -> None:
+    """A GIF whose third frame is the poster is caught; the detail names the frame."""
+    frames = [ms.smooth_photo(1), ms.smooth_photo(2), ms.poster()]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
+    item = MediaItem(buffer.getvalue(), "image", "image/gif", "image/gif", "body.image")
+    [finding] = IpImageDetector(ms.demo_index().images).detect(Inputs(media=(item,)), ms.CONTEXT)
+    assert finding.entity == "blue-meridian"
+    assert finding.detail.startswith("frame 2, ")
+
+
+def test_video_frames_are_sampled() -> None:
+    """A video showing the poster after two seconds of something else is caught."""
+    frames = [ms.smooth_photo(1)] * 4 + [ms.poster()] * 4
+    inputs = ms.media_inputs(ms.video_bytes(frames), "video", "video/mp4")
+    findings = IpImageDetector(ms.demo_index().images).detect(inputs, ms.CONTEXT)
+    assert [f.entity for f in findings] == ["blue-meridian"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "transform", "found"),
+    [
+        ("match_bits", 31, "jpeg_q30", True),
+        ("match_inliers", 40, "crop_center_25", True),
+        ("match_inliers", 100_000, "crop_center_25", False),
+    ],
+)
+def test_thresholds_are_constructor_settings(setting: str, value: int, transform: str, found: bool) -> None:
+    """Thresholds come from the constructor: an impossible inlier count turns the ORB stage off."""
+    detector = IpImageDetector(ms.demo_index().images, **{setting: value})
+    findings = detector.detect(ms.image_inputs(ms.TRANSFORMS[transform](ms.poster())), ms.CONTEXT)
+    assert bool(findings) is found
+
+
+def test_empty_bank_finds_nothing() -> None:
+    """A registry without IP images: no work, no findings."""
+    bank = ImageBank.from_arrays([], {k: v[:0] for k, v in ms.demo_index().images.arrays().items()})
+    assert IpImageDetector(bank).detect(ms.image_inputs(ms.poster()), ms.CONTEXT) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, UninspectableError),
+        (b"not an image at all", UninspectableError),
+    ],
+)
+def test_undecodable_images_raise_gateway_errors(data: bytes, error: type[InspectionError]) -> None:
+    """A broken image is an InspectionError (the request is blocked), never a Pillow exception."""
+    item = MediaItem(data, "image", "image/png", "image/png", "form.file[0]")
+    with pytest.raises(error):
+        IpImageDetector(ms.demo_index().images).detect(Inputs(media=(item,)), ms.CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("raised", "error"),
+    [
+        (cv2.error("boom"), UninspectableError),
+        (RuntimeError("boom"), UninspectableError),
+        (MemoryError(), TooLargeError),
+    ],
+)
+def test_matcher_failures_become_gateway_errors(
+    monkeypatch: pytest.MonkeyPatch, raised: BaseException, error: type[InspectionError]
+) -> None:
+    """OpenCV, PDQ or faiss failing inside the matcher → an InspectionError with the item's location."""
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr("gateway.detect.image.perceptual_hash", explode)
+    with pytest.raises(error) as caught:
+        IpImageDetector(ms.demo_index().images).detect(ms.image_inputs(ms.poster()), ms.CONTEXT)
+    assert caught.value.location == "form.file[0]"
+
+
+def test_flat_images_have_quality_zero() -> None:
+    """PDQ gives flat images quality 0: their hash is ignored rather than matched."""
+    from PIL import Image
+
+    assert media_image.perceptual_hash(Image.new("RGB", (300, 300), (90, 90, 90))).quality == 0
+    assert media_image.perceptual_hash(ms.poster()).quality > 50
+
+
+def test_non_image_media_is_skipped() -> None:
+    """Audio and documents are other detectors' business."""
+    item = MediaItem(ms.wav_bytes(ms.speech(1, **ms.SPEAKER_A)), "audio", "audio/wav", "audio/wav", "form.file[0]")
+    assert IpImageDetector(ms.demo_index().images).detect(Inputs(media=(item,)), ms.CONTEXT) == []
