@@ -7,9 +7,10 @@ Who sees what:
     staff             only their own holds, to state a purpose
 
 Every page is sent with a strict Content-Security-Policy (no script at all, styles and images from
-this origin, captured media as data: URIs), `X-Frame-Options: DENY`, `nosniff`, no referrer and
-`Cache-Control: no-store`. Every POST needs the session's CSRF token and, when the browser sends an
-Origin, this origin. Hosts other than loopback and the configured review URL's are refused.
+this origin, captured media as data: URIs), `X-Frame-Options: DENY`, `nosniff`, a same-origin
+referrer policy (so browsers still send Origin on POSTs) and `Cache-Control: no-store`. Every POST
+needs the session's CSRF token and, when the browser sends an Origin, this origin. Hosts other than
+loopback and the configured review URL's are refused.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ SECURITY_HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "cross-origin-opener-policy": "same-origin",
     "cross-origin-resource-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",

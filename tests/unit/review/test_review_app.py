@@ -61,7 +61,7 @@ def test_secure_headers_on_every_page(client, as_user) -> None:
         assert "frame-ancestors 'none'" in h["content-security-policy"]
         assert "script-src" not in h["content-security-policy"]
         assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
-        assert h["cache-control"] == "no-store" and h["referrer-policy"] == "no-referrer"
+        assert h["cache-control"] == "no-store" and h["referrer-policy"] == "same-origin"
 
 
 def test_other_hosts_are_refused(app) -> None:
