@@ -22,6 +22,7 @@ from importlib import resources
 
 import numpy as np
 import webrtcvad
+from threadpoolctl import threadpool_limits
 
 __all__ = ["SAMPLE_RATE", "SpeakerEncoder", "Speech", "mel_spectrogram", "preprocess"]
 
@@ -166,6 +167,7 @@ class SpeakerEncoder:
 
     def __init__(self, weights: dict[str, np.ndarray] | None = None) -> None:
         self._weights = weights if weights is not None else _packaged_weights()
+        _single_threaded_blas()
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """Unit 256-d embedding of one preprocessed utterance (at least one 1.6 s partial, zero-padded)."""
@@ -245,6 +247,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def _unit(vector: np.ndarray) -> np.ndarray:
     return (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+
+
+@cache
+def _single_threaded_blas() -> None:
+    """Limit BLAS to one thread in this process (once).
+
+    The LSTM makes ~500 small matrix products per clip; OpenBLAS threads spin on each, and on a busy
+    2-core machine one 4 s clip took 6 s instead of 0.3 s (measured). Parallelism comes from the pool
+    the detectors run in; every other BLAS use in the gateway is as small.
+    """
+    threadpool_limits(limits=1, user_api="blas")
 
 
 @cache

@@ -16,6 +16,7 @@ from gateway.detect.media_face import FaceModel, model_files
 from gateway.errors import UninspectableError
 from gateway.registry import FaceBank
 
+# media_samples is shared with tests/unit/registry (one index per test session)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 import media_samples as ms
 

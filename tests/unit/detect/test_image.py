@@ -15,6 +15,7 @@ from gateway.detect.image import IpImageDetector
 from gateway.errors import InspectionError, TooLargeError, UninspectableError
 from gateway.registry import ImageBank
 
+# media_samples is shared with tests/unit/registry (one index per test session)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 import media_samples as ms
 
