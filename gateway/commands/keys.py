@@ -23,6 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     rotate = sub.add_parser("rotate", help="new key version; rewrap every capture key (data stays as it is)")
     rotate.add_argument("--production", required=True, help="production id")
+    rotate.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for running gateways to switch to the new key before the old one is destroyed "
+        "(default: their key cache lifetime; 0 when no gateway is running)",
+    )
     add_store_arguments(rotate)
     rotate.set_defaults(handler=_rotate)
 
@@ -43,7 +51,7 @@ def _rotate(args: argparse.Namespace) -> int:
     with open_audit(args) as (store, vault, _config):
         event = admin_event("keys.rotate", args.production, args.production)
         store.record(event)
-        count = vault.rotate(args.production)
+        count = vault.rotate(args.production, settle_seconds=args.settle)
         store.complete(event, Outcome(200, 0.0, 0, False))
     print(f"{args.production}: new key version; {count} capture key(s) rewrapped; older versions destroyed")
     return 0

@@ -174,7 +174,9 @@ def test_show_an_unknown_event(seeded: Seeded, capsys) -> None:
 
 
 def test_rotate_keeps_captures_readable(seeded: Seeded, capsys) -> None:
-    code, out, _ = run(capsys, "keys", "rotate", "--production", "northern-lights", "--data-dir", str(seeded.data_dir))
+    code, out, _ = run(
+        capsys, "keys", "rotate", "--production", "northern-lights", "--settle", "0", "--data-dir", str(seeded.data_dir)
+    )
     assert code == 0 and "1 capture key(s) rewrapped" in out
     code, out, _ = run(capsys, "audit", "show", seeded.ids[0], "--data-dir", str(seeded.data_dir), "--decrypt")
     assert code == 0 and SECRET in out
@@ -248,3 +250,11 @@ def test_the_config_picks_postgres(tmp_path: Path, capsys, monkeypatch, pg_schem
     monkeypatch.delenv("GREENROOM_AUDIT_DSN")
     code, out, _ = run(capsys, "audit", "export", "--config", str(config), "--data-dir", str(tmp_path / "var"))
     assert code == 0 and json.loads(out)["id"] == event.id
+
+
+def test_rotate_waits_for_running_gateways_by_default(seeded: Seeded, capsys) -> None:
+    """Without --settle, rotation waits for the gateways' key caches to expire before destroying."""
+    started = time.monotonic()
+    code, _, _ = run(capsys, "keys", "rotate", "--production", "harbor-nights", "--data-dir", str(seeded.data_dir))
+    assert code == 0
+    assert time.monotonic() - started >= 2.0
