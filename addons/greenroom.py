@@ -13,6 +13,7 @@ Every hook is wrapped by `fail_closed`: an exception blocks the request instead 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import time
 import weakref
@@ -26,11 +27,13 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from addons.failclosed import fail_closed
 from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
 from gateway.config.models import Action, ErrorFormat, Production
+from gateway.content.inputs import Inputs
 from gateway.decision import Decision, Reason, RewriteRecord, combine
 from gateway.identity import Principal, parse_basic
 from gateway.inspection import HttpRequest, Inspection, inspect_request
 from gateway.metrics import Metrics
 from gateway.policy import access_reasons, next_step
+from gateway.recorder import Fingerprinter
 from gateway.refusal import Refusal, proxy_auth_required, render_refusal
 from gateway.runtime import Generation, Runtime
 from gateway.tools.catalog import Classification, normalize_path
@@ -68,9 +71,16 @@ class FlowContext:
 class Greenroom:
     """Policy enforcement for AI traffic."""
 
-    def __init__(self, runtime: Runtime, sink: AuditSink | None = None, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        sink: AuditSink | None = None,
+        metrics: Metrics | None = None,
+        fingerprints: Fingerprinter | None = None,
+    ) -> None:
         self.runtime = runtime
         self.sink: AuditSink = sink or LogSink()
+        self.fingerprints = fingerprints or Fingerprinter(os.urandom(32))
         self.metrics = metrics or Metrics()
         self.fault = os.environ.get(FAULT_ENV, "")
         self.draining = False
@@ -90,6 +100,9 @@ class Greenroom:
             self._respond(flow, proxy_auth_required())
             self.metrics.inc("greenroom_auth_failures_total", "proxy credentials missing or wrong")
             log.info("proxy_auth_required", client=_client_ip(flow))
+            return
+        if forbidden_destination(flow.request.host):
+            self._respond(flow, _forbidden(flow.request.host))
             return
         self._principals[flow.client_conn] = principal
 
@@ -121,15 +134,16 @@ class Greenroom:
         flow.metadata[KEY] = context
         self.inflight.add(flow.id)
         self._maybe_fault("requestheaders")
-        if reverse and not self._route_reverse(flow, gen, context):
+        if reverse and (unrouted := self._route_reverse(flow, gen)):
+            await self._refuse(flow, context, unrouted, status=404)
             return
         principal = await (self._reverse_principal(flow, gen) if reverse else self._tunnel_principal(flow, gen))
         for name in _OUR_HEADERS:
             flow.request.headers.pop(name, None)
         if principal is None:
             if reverse:
-                self._refuse(flow, context, [Reason("identity.unauthenticated", Action.BLOCK,
-                                                    "no valid Greenroom token was sent")], status=401)
+                await self._refuse(flow, context, [Reason("identity.unauthenticated", Action.BLOCK,
+                                                          "no valid Greenroom token was sent")], status=401)
             else:
                 self._respond(flow, proxy_auth_required())
             return
@@ -138,24 +152,25 @@ class Greenroom:
         context.classification = gen.catalog.classify(host or "", flow.request.method, flow.request.path)
         context.production = gen.productions.get(principal.production or "")
         if context.classification is None:  # reverse mode routed to a host the catalog no longer lists
-            self._refuse(flow, context, [Reason("tool.unknown", Action.BLOCK, "not an AI tool in the catalog")])
+            unknown = Reason("tool.unknown", Action.BLOCK, "not an AI tool in the catalog")
+            await self._refuse(flow, context, [unknown])
             return
         if self.draining:
-            self._refuse(flow, context, [Reason("gateway.draining", Action.BLOCK, "the gateway is shutting down")],
-                         status=503)
+            draining = Reason("gateway.draining", Action.BLOCK, "the gateway is shutting down")
+            await self._refuse(flow, context, [draining], status=503)
             return
         context.access = access_reasons(principal, context.production, context.classification,
                                         flow.request.method)
         early = combine(context.access)
         if early.stops:
-            self._refuse(flow, context, list(early.reasons))
+            await self._refuse(flow, context, list(early.reasons))
             return
         limit = gen.config.settings.limits.max_body_bytes
         declared = _content_length(flow.request.headers.get("content-length"))
         if declared is not None and declared > limit:
             reason = Reason("content.too_large", Action.BLOCK,
                             f"request body of {declared} bytes exceeds the {limit}-byte limit", location="body")
-            self._refuse(flow, context, [*context.access, reason], status=413)
+            await self._refuse(flow, context, [*context.access, reason], status=413)
 
     @fail_closed
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -166,18 +181,25 @@ class Greenroom:
             return
         self._maybe_fault("request")
         if flow.request.stream or flow.request.raw_content is None:
-            self._refuse(flow, context, [Reason("content.uninspectable", Action.BLOCK,
-                                                "the body was streamed and could not be inspected")])
+            await self._refuse(flow, context, [Reason("content.uninspectable", Action.BLOCK,
+                                                      "the body was streamed and could not be inspected")])
             return
         assert context.classification is not None and context.production is not None
-        inspection = await self._inspect(flow, context)
+        inspection, fingerprints = await self._inspect(flow, context)
         decision = inspection.decision
         if decision.stops:
             status = 413 if "content.too_large" in decision.rules else 403
-            self._refuse(flow, context, list(decision.reasons), status=status, inspection=inspection)
+            await self._refuse(flow, context, list(decision.reasons), status=status, inspection=inspection,
+                               fingerprints=fingerprints)
             return
-        event = self._event(flow, context, decision, inspection.rewrites, inspection.elapsed_ms)
-        await self._record(event)
+        event = self._event(flow, context, decision, inspection.rewrites, inspection.elapsed_ms, fingerprints)
+        try:
+            await self._record(event, inspection.inputs)
+        except Exception as exc:  # noqa: BLE001 - not durable → not forwarded (provider-native 503)
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            await self._refuse(flow, context, [Reason("audit.unavailable", Action.BLOCK,
+                                                      "the audit record could not be written")], status=503)
+            return
         context.event = event
         _apply(flow, inspection)
         self.metrics.observe_ms("greenroom_inspect_ms", "time to inspect a request body", inspection.elapsed_ms,
@@ -239,7 +261,7 @@ class Greenroom:
         if hook == "http_connect":
             self._respond(flow, _plain_503(context.event_id))
             return
-        self._refuse(flow, context, [reason], record_failure_ok=True)
+        self._refuse_now(flow, context, [reason])
 
     # --- helpers ------------------------------------------------------------------------------------
 
@@ -279,33 +301,33 @@ class Greenroom:
             return gen.authenticator.principal(user, client, credential.production or requested, "token")
         return gen.authenticator.network_principal(client)
 
-    def _route_reverse(self, flow: http.HTTPFlow, gen: Generation, context: FlowContext) -> bool:
-        """Map `/openai/v1/...` on the reverse port to https://api.openai.com/v1/...."""
+    def _route_reverse(self, flow: http.HTTPFlow, gen: Generation) -> list[Reason]:
+        """Map `/openai/v1/...` on the reverse port to https://api.openai.com/v1/... (reasons if it can't)."""
         path = flow.request.path
         prefix, _, rest = path.lstrip("/").partition("/")
         tool = gen.catalog.tool_for_prefix(prefix)
         if tool is None or not rest:
             known = ", ".join(sorted(t.reverse_prefix for t in gen.catalog.tools if t.reverse_prefix))
-            self._refuse(flow, context, [Reason("tool.unknown", Action.BLOCK,
-                                                f"unknown reverse-mode prefix; use one of: {known}")],
-                         status=404)
-            return False
+            return [Reason("tool.unknown", Action.BLOCK, f"unknown reverse-mode prefix; use one of: {known}")]
         host = next(h for h in tool.hosts if not h.startswith("*."))
         flow.request.scheme = "https"
         flow.request.host = host
         flow.request.port = 443
         flow.request.host_header = host
         flow.request.path = "/" + rest
-        return True
+        return []
 
     async def _plain_request(self, flow: http.HTTPFlow, gen: Generation) -> None:
         """Non-AI requests through the proxy (plain HTTP): authenticate, never inspect."""
         if await self._tunnel_principal(flow, gen) is None:
             self._respond(flow, proxy_auth_required())
             return
+        if forbidden_destination(flow.request.host):
+            self._respond(flow, _forbidden(flow.request.host))
+            return
         flow.request.headers.pop("Proxy-Authorization", None)
 
-    async def _inspect(self, flow: http.HTTPFlow, context: FlowContext) -> Inspection:
+    async def _inspect(self, flow: http.HTTPFlow, context: FlowContext) -> tuple[Inspection, tuple[str, ...]]:
         gen = context.generation
         assert context.classification is not None and context.production is not None
         request = HttpRequest(
@@ -317,9 +339,14 @@ class Greenroom:
         )
         limits = gen.config.settings.limits
         args = (request, context.classification, context.production, context.access, limits)
+
+        def work() -> tuple[Inspection, tuple[str, ...]]:
+            inspection = inspect_request(*args)
+            return inspection, self.fingerprints.of_inputs(inspection.inputs)
+
         if len(request.body) <= limits.inline_inspect_bytes:
-            return inspect_request(*args)
-        return await asyncio.to_thread(inspect_request, *args)
+            return work()
+        return await asyncio.to_thread(work)
 
     def _event(
         self,
@@ -328,6 +355,7 @@ class Greenroom:
         decision: Decision,
         rewrites: tuple[RewriteRecord, ...] = (),
         inspect_ms: float = 0.0,
+        fingerprints: tuple[str, ...] = (),
     ) -> AuditEvent:
         principal, classification = context.principal, context.classification
         return AuditEvent(
@@ -347,15 +375,31 @@ class Greenroom:
             rewrites=rewrites,
             request_bytes=len(flow.request.raw_content or b""),
             inspect_ms=inspect_ms,
+            input_digests=fingerprints,
         )
 
-    async def _record(self, event: AuditEvent) -> None:
+    async def _record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
+        """Make the event durable (the store is written from a worker thread, never on the loop)."""
         if getattr(self.sink, "blocking", False):
-            await asyncio.to_thread(self.sink.record, event)
+            await asyncio.to_thread(self.sink.record, event, inputs)
         else:
-            self.sink.record(event)
+            self.sink.record(event, inputs)
 
-    def _refuse(
+    def _record_in_background(self, event: AuditEvent) -> None:
+        """For refusals decided outside a coroutine: write without holding the event loop."""
+        def write() -> None:
+            try:
+                self.sink.record(event, None)
+            except Exception as exc:  # noqa: BLE001 - the request is refused either way; make the gap visible
+                self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
+                log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+
+        if getattr(self.sink, "blocking", False):
+            asyncio.get_running_loop().run_in_executor(None, write)
+        else:
+            write()
+
+    async def _refuse(
         self,
         flow: http.HTTPFlow,
         context: FlowContext,
@@ -363,20 +407,41 @@ class Greenroom:
         *,
         status: int = 403,
         inspection: Inspection | None = None,
-        record_failure_ok: bool = False,
+        fingerprints: tuple[str, ...] = (),
     ) -> None:
+        """Refuse with the provider's own error; the refusal is recorded (with its inputs) first."""
+        event, refusal = self._refusal(flow, context, reasons, status, inspection, fingerprints)
+        try:
+            await self._record(event, inspection.inputs if inspection else None)
+        except Exception as exc:  # noqa: BLE001 - refused regardless; say the record failed (503)
+            self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            failed = [Reason("audit.unavailable", Action.BLOCK, "the audit record could not be written"), *reasons]
+            event, refusal = self._refusal(flow, context, failed, 503, inspection, fingerprints)
+        context.event = event
+        self._respond(flow, refusal)
+
+    def _refuse_now(self, flow: http.HTTPFlow, context: FlowContext, reasons: list[Reason]) -> None:
+        """Refuse from synchronous code (the fail-closed path); the record is written in the background."""
+        event, refusal = self._refusal(flow, context, reasons, 403, None, ())
+        context.event = event
+        self._respond(flow, refusal)
+        self._record_in_background(event)
+
+    def _refusal(
+        self,
+        flow: http.HTTPFlow,
+        context: FlowContext,
+        reasons: list[Reason],
+        status: int,
+        inspection: Inspection | None,
+        fingerprints: tuple[str, ...],
+    ) -> tuple[AuditEvent, Refusal]:
         decision = combine(reasons)
         if not decision.stops:
             decision = Decision(Action.BLOCK, decision.reasons)
         event = self._event(flow, context, decision, inspection.rewrites if inspection else (),
-                            inspection.elapsed_ms if inspection else 0.0)
-        try:
-            self.sink.record(event)  # refused either way; the record is still owed
-        except Exception as exc:  # noqa: BLE001 - the request is refused regardless; say the record failed
-            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
-            if not record_failure_ok:
-                status = 503
-        context.event = event
+                            inspection.elapsed_ms if inspection else 0.0, fingerprints)
         tool = context.classification.tool if context.classification else None
         deciding = decision.deciding or decision.reasons
         primary = deciding[0]
@@ -391,7 +456,7 @@ class Greenroom:
             review_url=context.generation.config.settings.review_url,
             wants_html=_wants_html(flow),
         )
-        self._respond(flow, refusal)
+        return event, refusal
 
     def _respond(self, flow: http.HTTPFlow, refusal: Refusal) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
@@ -408,7 +473,18 @@ class Greenroom:
                          production=event.production or "-")
         self.metrics.observe_ms("greenroom_request_duration_ms", "request duration through the gateway",
                                 outcome.duration_ms, tool=event.tool or "-")
-        self.sink.complete(event, outcome)
+        if not getattr(self.sink, "blocking", False):
+            self.sink.complete(event, outcome)
+            return
+
+        def write() -> None:
+            try:
+                self.sink.complete(event, outcome)
+            except Exception as exc:  # noqa: BLE001 - the exchange is over; count and log the gap
+                self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
+                log.error("audit_outcome_failed", event_id=event.id, error=type(exc).__name__)
+
+        asyncio.get_running_loop().run_in_executor(None, write)
 
 
 def _apply(flow: http.HTTPFlow, inspection: Inspection) -> None:
@@ -478,6 +554,26 @@ def _wants_html(flow: http.HTTPFlow) -> bool:
     accept = flow.request.headers.get("accept", "")
     mode = flow.request.headers.get("sec-fetch-mode", "")
     return mode == "navigate" or (accept.startswith("text/html") and flow.request.method == "GET")
+
+
+def forbidden_destination(host: str) -> bool:
+    """Destinations the proxy never connects to for a client: this machine (its admin listener, other
+    local services) and link-local addresses (cloud metadata endpoints)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain", "ip6-localhost") or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_unspecified or address.is_link_local
+
+
+def _forbidden(host: str) -> Refusal:
+    body = b"Greenroom does not forward to this destination (this machine or a link-local address).\n"
+    return Refusal(403, (("content-type", "text/plain; charset=utf-8"), ("X-Greenroom-Decision", "block")), body)
 
 
 def _plain_503(event_id: str) -> Refusal:

@@ -27,9 +27,14 @@ from addons.admin import AdminServer
 from addons.greenroom import Greenroom
 from addons.upstream import UpstreamOverride, parse_overrides
 from gateway.audit import LogSink
+from gateway.audit.store import open_store
 from gateway.ca import ca_dir, ensure_ca
+from gateway.config.models import AuditSettings
 from gateway.errors import ConfigError
+from gateway.recorder import Fingerprinter, Recorder
+from gateway.reload import ConfigWatcher
 from gateway.runtime import Runtime
+from gateway.vault import Vault, master_key_provider
 
 __all__ = ["ServeOptions", "serve"]
 
@@ -69,9 +74,10 @@ async def _serve(opts: ServeOptions) -> int:
     if reverse_port is not None and reverse_port >= 0:
         modes.append(f"reverse:https://api.openai.com@{reverse_port}")
 
+    recorder = _recorder(opts.data_dir, settings.audit)
     mitm_opts = options.Options(listen_host=host, mode=modes)
     master = Master(mitm_opts)
-    gateway = Greenroom(runtime, LogSink())
+    gateway = Greenroom(runtime, recorder, fingerprints=Fingerprinter.from_data_dir(opts.data_dir))
     master.addons.add(*default_addons())
     master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)
     limits = settings.limits
@@ -98,10 +104,13 @@ async def _serve(opts: ServeOptions) -> int:
             opts.admin_host or settings.admin.host,
             admin_port,
             gateway.metrics.render,
-            lambda: {"config": True, "ca": ca_cert.exists(), "draining": not gateway.draining},
+            lambda: {"config": True, "ca": ca_cert.exists(), "store": recorder.healthy(),
+                     "draining": not gateway.draining},
         )
         admin_addr = await admin.start()
     _announce(bound, ca_cert, settings.review_url, admin_addr if admin else None, runtime)
+    watcher = ConfigWatcher(runtime, interval=settings.reload_interval_seconds).start() \
+        if settings.reload_interval_seconds > 0 else None
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,6 +123,8 @@ async def _serve(opts: ServeOptions) -> int:
         await _quiet(run)
         return 1
     await _drain(gateway)
+    if watcher is not None:
+        watcher.stop()
     master.shutdown()
     await _quiet(run)
     if admin:
@@ -121,6 +132,12 @@ async def _serve(opts: ServeOptions) -> int:
     gateway.sink.close()
     log.info("stopped")
     return 0
+
+
+def _recorder(data_dir: Path, settings: AuditSettings) -> Recorder:
+    """The durable audit store (SQLite in the data dir, or PostgreSQL) with the inputs vault."""
+    store = open_store(data_dir, settings)
+    return Recorder(store, Vault(master_key_provider(data_dir), store), LogSink())
 
 
 async def _wait_bound(master: Master, expected: int, run: asyncio.Task[None]) -> list[tuple[str, int]]:

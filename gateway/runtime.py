@@ -57,12 +57,21 @@ class Runtime:
         self.config_dir = Path(config_dir)
         self.data_dir = Path(data_dir)
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()
         self.current = Generation.build(1, load_config(self.config_dir))
         self.reload_failures = 0
         self.last_reload_error = ""
 
     def reload(self) -> bool:
-        """Load the configuration again; True when a new generation is serving."""
+        """Load the configuration again; True when a new generation is serving.
+
+        Whole reloads are serialised (SIGHUP and the file watcher can overlap), so an older load can
+        never be swapped in after a newer one.
+        """
+        with self._reloading:
+            return self._reload()
+
+    def _reload(self) -> bool:
         try:
             loaded = load_config(self.config_dir)
         except ConfigError as exc:

@@ -13,14 +13,16 @@ from typing import Protocol
 
 import structlog
 
+from gateway.content.inputs import Inputs
+
 from .event import AuditEvent, Outcome
 
 __all__ = ["AuditSink", "LogSink", "MultiSink"]
 
 
 class AuditSink(Protocol):
-    def record(self, event: AuditEvent) -> None:
-        """Persist the decision; raise if it cannot be made durable (the request is then stopped)."""
+    def record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
+        """Persist the decision (and seal the inputs); raise if it cannot be made durable."""
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
         """Add how the exchange ended."""
@@ -35,7 +37,7 @@ class LogSink:
     def __init__(self, logger: structlog.typing.FilteringBoundLogger | None = None) -> None:
         self._log = logger or structlog.get_logger("greenroom.decision")
 
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
         return None
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
@@ -53,9 +55,9 @@ class MultiSink:
     def __init__(self, sinks: Sequence[AuditSink]) -> None:
         self._sinks = tuple(sinks)
 
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
         for sink in self._sinks:
-            sink.record(event)
+            sink.record(event, inputs)
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
         for sink in self._sinks:

@@ -487,6 +487,9 @@ class GatewaySettings(Model):
         "http://127.0.0.1:8700", description="base URL of the review UI, linked from block messages"
     )
     audit: AuditSettings = Field(default_factory=AuditSettings, description="audit store and integrity")
+    reload_interval_seconds: float = Field(
+        2.0, ge=0, description="how often the config dir is checked for changes (hot reload); 0 disables"
+    )
     auth_cache_seconds: int = Field(
         300, ge=0, le=86400, description="how long a verified proxy credential is trusted without re-hashing"
     )

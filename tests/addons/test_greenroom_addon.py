@@ -27,7 +27,7 @@ class RecordingSink:
         self.recorded: list[AuditEvent] = []
         self.completed: list[tuple[AuditEvent, Outcome]] = []
 
-    def record(self, event: AuditEvent) -> None:
+    def record(self, event: AuditEvent, inputs: object = None) -> None:
         self.recorded.append(event)
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
@@ -399,3 +399,19 @@ async def test_decision_log_holds_no_content(runtime: Runtime) -> None:
     text = repr(logs)
     for secret in (canary, "alice-pw", "sk-secret-key"):
         assert secret not in text
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "0.0.0.0", "admin.localhost"])
+async def test_proxy_never_connects_to_this_machine(addon: Greenroom, host: str) -> None:
+    """The admin listener and other local services are never reachable through the proxy."""
+    with taddons.context(addon):
+        req = tutils.treq(method=b"CONNECT", host=host.strip("[]"), port=9090, path=b"", authority=b"",
+                          headers=http.Headers([(b"Proxy-Authorization", basic("alice", "alice-pw").encode())]),
+                          content=b"")
+        flow = tflow.tflow(req=req)
+        await addon.http_connect(flow)
+        assert flow.response is not None and flow.response.status_code == 403
+        plain = ai_flow(host=host.strip("[]"), path="/metrics", method="GET",
+                        headers={"Proxy-Authorization": basic("alice", "alice-pw")})
+        await addon.requestheaders(plain)
+        assert plain.response is not None and plain.response.status_code == 403

@@ -1,0 +1,102 @@
+"""The proxy's audit sink: seal captured inputs with the production's key, then write durably.
+
+`record()` returns only once the event and its encrypted captures are committed (the proxy calls
+it from a worker thread before forwarding; if it raises, the request is refused with a 503 and
+nothing goes out). `complete()` adds the outcome. Every event also produces the decision log line.
+
+Fingerprints: each captured input is fingerprinted with HMAC-SHA256 under a per-deployment key
+(`<data-dir>/keys/fingerprint.key`), not a bare hash, so a short prompt cannot be recovered from
+its fingerprint by guessing. Approvals bind to these fingerprints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.audit.event import AuditEvent, Outcome
+from gateway.audit.sink import AuditSink, LogSink
+from gateway.content.inputs import Inputs
+from gateway.errors import AuditError
+from gateway.vault import Capture, CaptureKind, Vault
+
+__all__ = ["Fingerprinter", "Recorder"]
+
+
+class Fingerprinter:
+    """Keyed fingerprints of inputs: stable within a deployment, meaningless outside it."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    @classmethod
+    def from_data_dir(cls, data_dir: str | Path) -> Fingerprinter:
+        path = Path(data_dir) / "keys" / "fingerprint.key"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(path.read_bytes())
+        key = os.urandom(32)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return cls(key)
+
+    def of_bytes(self, data: bytes) -> str:
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def of_inputs(self, inputs: Inputs) -> tuple[str, ...]:
+        """Sorted, de-duplicated fingerprints of every text and media item (the content's identity)."""
+        prints = {self.of_bytes(t.text.encode("utf-8", "surrogatepass")) for t in inputs.texts}
+        prints |= {self.of_bytes(m.data) for m in inputs.media}
+        return tuple(sorted(prints))
+
+
+class Recorder:
+    """AuditSink that seals inputs and writes to the durable store; `blocking`: call it off the loop."""
+
+    blocking = True
+
+    def __init__(self, store: AuditSink, vault: Vault | None, log: AuditSink | None = None) -> None:
+        self.store = store
+        self.vault = vault
+        self.log = log or LogSink()
+
+    def record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
+        captures = self.seal(event, inputs) if inputs is not None and event.production else ()
+        try:
+            self.store.record(event, captures)  # type: ignore[call-arg]
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"the audit store could not record {event.id}: {type(exc).__name__}") from exc
+
+    def seal(self, event: AuditEvent, inputs: Inputs) -> Sequence[Capture]:
+        if self.vault is None:
+            return ()
+        texts = [
+            self.vault.seal(event.id, event.production, CaptureKind.TEXT, t.location, "text/plain; charset=utf-8",
+                            t.text.encode("utf-8", "surrogatepass"))
+            for t in inputs.texts
+        ]
+        media = [
+            self.vault.seal(event.id, event.production, CaptureKind.MEDIA, m.location, m.sniffed_type, m.data)
+            for m in inputs.media
+        ]
+        return [*texts, *media]
+
+    def complete(self, event: AuditEvent, outcome: Outcome) -> None:
+        self.log.complete(event, outcome)
+        self.store.complete(event, outcome)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def healthy(self) -> bool:
+        """Whether the store's writer is alive (for /readyz)."""
+        writer = getattr(self.store, "_writer", None)
+        closed = bool(getattr(self.store, "_closed", False))
+        return not closed and (writer is None or writer.is_alive())
