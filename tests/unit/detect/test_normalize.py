@@ -1,0 +1,183 @@
+"""Normalisation: evasions fold to the same key, and every key range maps back to the original text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.detect.normalize import fold, fold_many, normalize
+
+NAME = "Tom Hanks"
+
+EVASIONS = [
+    ("plain", "Tom Hanks"),
+    ("upper", "TOM HANKS"),
+    ("nbsp and newline", "Tom\u00a0\nHanks"),
+    ("several spaces", "Tom   \t  Hanks"),
+    ("zero-width", "T\u200bom Ha\u200dnks"),
+    ("word joiner and BOM", "To\u2060m Han\ufeffks"),
+    ("soft hyphen", "Tom Han\u00adks"),
+    ("bidi override", "Tom \u202eHanks\u202c"),
+    ("tag characters", "Tom\U000e0041 Hanks"),
+    ("variation selectors", "T\ufe0fom Hanks"),
+    ("fullwidth", "Ｔｏｍ Ｈａｎｋｓ"),
+    ("math bold", "𝐓𝐨𝐦 𝐇𝐚𝐧𝐤𝐬"),
+    ("circled", "Ⓣⓞⓜ Ⓗⓐⓝⓚⓢ"),
+    ("diacritics", "Tóm Hänks"),
+    ("decomposed diacritics", "To\u0301m Ha\u0308nks"),
+    ("combining strike-through", "T\u0336o\u0336m\u0336 Hanks"),
+    ("Cyrillic and Greek homoglyphs", "Tοm Hаnks"),
+    ("rn for m", "Torn Hanks"),
+    ("leet", "T0m H4nk5"),
+]
+
+
+@pytest.mark.parametrize(("case", "written"), EVASIONS, ids=[c for c, _ in EVASIONS])
+def test_evasions_fold_to_the_name(case: str, written: str) -> None:
+    """Each evasion, inside a sentence, contains the name's key, and the hit maps back to exactly what was written."""
+    text = f"look at {written} in this"
+    normalized = normalize(text)
+    start = normalized.text.find(fold(NAME))
+    assert start >= 0, normalized.text
+    begin, end = normalized.span(start, start + len(fold(NAME)))
+    assert text[begin:end].rstrip("\u202c") == written.rstrip("\u202c")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("CoIIins", "Collins"),   # capital I for l
+        ("Co11ins", "Collins"),   # digit one for l
+        ("Coll1ns", "Collins"),   # digit one for i
+        ("C0llins", "Collins"),
+        ("Eileen", "3ileen"),
+        ("Sam", "$am"),
+        ("Sam", "5am"),
+        ("Ada", "@da"),
+        ("Matt", "Ma77"),
+    ],
+)
+def test_leet_and_lookalike_letters_fold_together(first: str, second: str) -> None:
+    """Letters people swap for each other share a key."""
+    assert fold(first) == fold(second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("Tom", "Tim"), ("Collins", "Colins"), ("Hanks", "Hawks"), ("Eileen", "Eileena")],
+)
+def test_different_names_stay_different(first: str, second: str) -> None:
+    """Folding is not fuzzy matching: other names keep other keys."""
+    assert fold(first) != fold(second)
+
+
+def test_fold_many_is_fold_of_each() -> None:
+    """Folding in one pass gives the same keys as folding one by one."""
+    texts = ["Eileen Collins", "", "  Tóm  ", "Ｘ\u200bY", "a\x00b", "Москва"]
+    assert fold_many(texts) == [fold(t.replace("\x00", "")) for t in texts]
+
+
+def test_ascii_and_unicode_paths_agree() -> None:
+    """An ASCII text folds the same whether or not non-ASCII sits next to it."""
+    ascii_text = 'Tom "Hanks" 100% in M0vie |lead|'
+    assert normalize(ascii_text + "é").text[:-1] == normalize(ascii_text).text
+
+
+@pytest.mark.parametrize(
+    ("text", "key_slice", "original"),
+    [
+        ("Tom", (0, 4), "Tom"),                       # m folds to rn: the whole key covers the whole m
+        ("xx Tom yy", (3, 7), "Tom"),
+        ("a\u200b\u200bb", (1, 2), "b"),              # dropped characters before are not included
+        ("a\u0301 b", (0, 1), "a\u0301"),             # marks after are included
+        ("a  \n b", (0, 3), "a  \n b"),              # collapsed whitespace
+        ("𝐓𝐨𝐦!", (0, 4), "𝐓𝐨𝐦"),
+    ],
+)
+def test_span_maps_back_to_the_original(text: str, key_slice: tuple[int, int], original: str) -> None:
+    """A key range becomes the original characters it came from, with following marks and ignorables."""
+    normalized = normalize(text)
+    begin, end = normalized.span(*key_slice)
+    assert text[begin:end] == original
+
+
+def test_spans_agree_with_span() -> None:
+    """The vectorised `spans` gives what `span` gives, and flags ranges cutting a character's key."""
+    text = "Tom m\u0301 Ｈａ"
+    normalized = normalize(text)
+    size = len(normalized.text)
+    starts, ends = zip(*[(s, e) for s in range(size) for e in range(s + 1, size + 1)], strict=True)
+    firsts, lasts, whole = normalized.spans(np.array(starts), np.array(ends))
+    for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+        assert normalized.span(start, end) == (firsts[index], lasts[index])
+    cut = {(s, e) for s, e, w in zip(starts, ends, whole, strict=True) if not w}
+    assert (0, 3) in cut  # "tor" of "torn": ends inside the m
+    assert (3, 4) in cut  # "n" alone: starts inside the m
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["T.o.m H.a.n.k.s", "T o m  H a n k s", "#TomHanks", "tom_hanks", "Tom-Hanks"],
+)
+def test_squeezed_drops_separators(written: str) -> None:
+    """Without separators, dotted, spaced, hashtag and underscore spellings become the bare letters."""
+    squeezed = normalize(f"see {written} now").squeezed()
+    assert "tornhanks" in squeezed.text
+
+
+def test_squeezed_with_reach_keeps_ordinary_prose_apart() -> None:
+    """Squeezing only near suspicious places keeps the rest separated by spaces, so words never run together."""
+    normalized = normalize("the call sheet is final and E.i.l.e.e.n is here")
+    squeezed = normalized.squeezed(reach=4, min_letters=10)
+    assert "elleen" in squeezed.text
+    assert "thecall" not in squeezed.text
+    for index, position in enumerate(squeezed.positions.tolist()):
+        if squeezed.text[index] != " ":
+            assert normalized.text[position] == squeezed.text[index]
+
+
+def test_empty_text() -> None:
+    """Nothing in, nothing out."""
+    normalized = normalize("")
+    assert normalized.text == ""
+    assert normalized.squeezed().text == ""
+    with pytest.raises(ValueError):
+        normalized.span(0, 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_normalize_never_raises_and_spans_stay_in_bounds(text: str) -> None:
+    """Any text folds; every key range maps to an in-bounds, ordered original span."""
+    normalized = normalize(text)
+    size = len(normalized.text)
+    for start in range(size):
+        for end in (start + 1, size):
+            begin, finish = normalized.span(start, end)
+            assert 0 <= begin < finish <= len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_origins_never_go_backwards(text: str) -> None:
+    """Key order follows original order."""
+    normalized = normalize(text)
+    origins = normalized.offsets.origins(np.arange(len(normalized.text)))
+    assert (np.diff(origins) >= 0).all()
+    assert all(0 <= o < len(text) for o in origins.tolist())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_fold_is_idempotent(text: str) -> None:
+    """A key is its own key, so patterns and texts meet on the same form."""
+    assert fold(fold(text)) == fold(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(codec="ascii"), max_size=60))
+def test_ascii_fast_path_matches_the_general_path(text: str) -> None:
+    """The ASCII byte path folds exactly as the per-code-point table does."""
+    assert normalize(text).text == normalize(text + "é").text[: len(normalize(text).text)]
