@@ -195,6 +195,10 @@ class AuditStore:
         self._writer.join(timeout=self._timeout)
         self.db.close()
 
+    def healthy(self) -> bool:
+        """Whether records can be accepted: open, and the writer thread alive (for /readyz)."""
+        return not self._closed and self._writer.is_alive()
+
     def __enter__(self) -> AuditStore:
         return self
 

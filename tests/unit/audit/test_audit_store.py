@@ -163,7 +163,9 @@ def test_a_store_that_cannot_be_written_fails_closed(tmp_path: Path) -> None:
         session.execute("DROP TABLE audit_entries")
     with pytest.raises(AuditError):
         store.record(make_event(2))
+    assert store.healthy()
     store.close()
+    assert not store.healthy()
     with pytest.raises(AuditError, match="closed"):
         store.record(make_event(3))
 
