@@ -239,19 +239,40 @@ def _store(index: RegistryIndex, data_dir: Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=parent))
         index.save(staging)
-        try:
-            os.rename(staging, final)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not final.is_dir():
-                raise
+        _publish(staging, final, index.digest)
         _remove_stale(parent, keep=final)
     except OSError as exc:
         raise ConfigError(f"{parent}: cannot write the registry index ({exc.strerror or type(exc).__name__})") from exc
     return final
 
 
+def _publish(staging: Path, final: Path, digest: str) -> None:
+    """Rename the new index into place; a complete index already there (another process) wins,
+    a damaged one is replaced."""
+    try:
+        os.rename(staging, final)
+        return
+    except OSError:
+        if not final.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    if _complete(final, digest):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    damaged = Path(tempfile.mkdtemp(prefix=".damaged-", dir=final.parent))
+    os.rename(final, damaged / final.name)
+    os.rename(staging, final)
+    shutil.rmtree(damaged, ignore_errors=True)
+
+
+def _complete(folder: Path, digest: str) -> bool:
+    try:
+        return RegistryIndex.read(folder).digest == digest
+    except ConfigError:
+        return False
+
+
 def _remove_stale(parent: Path, keep: Path) -> None:
-    for folder in parent.glob("index-*"):
+    for folder in [*parent.glob("index-*"), *parent.glob(".damaged-*")]:
         if folder != keep and folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
