@@ -67,6 +67,14 @@ def lying_zip(actual: int, declared: int) -> bytes:
     return bytes(data)
 
 
+def zip_claiming(entries: int) -> bytes:
+    """A zip whose end-of-central-directory record claims `entries` members."""
+    data = bytearray(zip_of({"a.txt": b"a"}))
+    end = data.rfind(b"PK\x05\x06")
+    struct.pack_into("<HH", data, end + 8, entries, entries)
+    return bytes(data)
+
+
 def nested_zips(depth: int) -> bytes:
     data = b"innermost text"
     for level in range(depth):
@@ -105,6 +113,8 @@ BOMBS = [
                  id="zip-lying-header"),
     pytest.param(lambda: upload(zip_of({f"{i}": b"" for i in range(5000)})), extract(DEFAULT), TooLargeError,
                  32 * MIB, id="zip-5000-members"),
+    pytest.param(lambda: upload(zip_claiming(60_000)), extract(DEFAULT), TooLargeError, 8 * MIB,
+                 id="zip-end-record-claims-60000"),
     pytest.param(lambda: upload(png_bomb()), extract(DEFAULT), TooLargeError, 8 * MIB, id="png-100000x100000"),
     pytest.param(lambda: upload(png_bomb(10_000, 10_000)), extract(DEFAULT), TooLargeError, 8 * MIB,
                  id="png-10000x10000-over-pixel-limit"),
