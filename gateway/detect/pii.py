@@ -1,0 +1,363 @@
+"""Personal data in the texts of a request, offline: patterns plus checksums and validity rules.
+
+Each `Recogniser` is data: a stable name, the kind of personal data it finds (`email`, `phone`,
+`government_id`, `card`, `iban`, `address` — the kinds a production's `personal_data.kinds`
+lists), a pattern, a validator and a score. `RECOGNISERS` holds them by name and refuses a
+second one with the same name; `PiiDetector` runs the ones for the kinds asked for, and refuses
+a kind no recogniser provides (a misspelt kind must not silently detect nothing).
+
+    email          addresses with a dotted domain
+    phone          candidates validated by Google's libphonenumber metadata (`phonenumbers`)
+    us_ssn         123-45-6789 / 123 45 6789 with the SSA's rules (no 000/666/9xx area, no 00
+                   group, no 0000 serial, no advertised specimen numbers); 9 bare digits only
+                   right after "SSN" / "social security"
+    uk_nino        National Insurance numbers with the HMRC prefix rules
+    card           13–19 digits, Luhn checksum and a known issuer prefix
+    iban           country length table and the ISO 7064 mod-97 checksum
+    us_address     street number, name and suffix, optional unit and "City, ST 12345"
+    uk_postcode    full UK postcodes (SW1A 1AA)
+
+No NER model is involved: personal names in free text are not found here (registered talent
+names are, by `gateway.detect.text`). Findings carry the kind and the recogniser name, never the
+matched value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import phonenumbers
+
+from gateway.content.inputs import Inputs
+from gateway.errors import ConfigError
+
+from .finding import DetectionContext, Finding
+
+__all__ = [
+    "PII_KINDS",
+    "RECOGNISERS",
+    "PiiDetector",
+    "PiiKind",
+    "PiiMatch",
+    "Recogniser",
+    "RecogniserRegistry",
+    "card_valid",
+    "email_valid",
+    "find_pii",
+    "iban_valid",
+    "luhn_valid",
+    "nino_valid",
+    "phone_valid",
+    "ssn_valid",
+]
+
+PiiKind = Literal["email", "phone", "government_id", "card", "iban", "address"]
+PII_KINDS: tuple[str, ...] = get_args(PiiKind)
+
+_CONTEXT_CHARS = 40
+_NATIONAL_DIGITS = {"US": (10, 11), "CA": (10, 11), "GB": (10, 11)}
+"""digit counts of national numbers worth handing to libphonenumber (parsing costs ~0.1 ms)."""
+_DEFAULT_REGION = "US"
+
+
+@dataclass(frozen=True, slots=True)
+class Recogniser:
+    """One kind of personal data as a pattern and a validator."""
+
+    name: str
+    kind: PiiKind
+    pattern: re.Pattern[str]
+    validate: Callable[[str], bool]
+    score: float
+    context: re.Pattern[str] | None = None
+    """if set, a match counts only when this occurs in the `_CONTEXT_CHARS` characters before it."""
+    group: int | str = 0
+    """the regex group whose span is reported."""
+
+
+@dataclass(frozen=True, slots=True)
+class PiiMatch:
+    recogniser: Recogniser
+    span: tuple[int, int]
+
+
+class RecogniserRegistry:
+    """Recognisers by name; a second recogniser with a known name is an error."""
+
+    def __init__(self, recognisers: Iterable[Recogniser] = ()) -> None:
+        self._by_name: dict[str, Recogniser] = {}
+        for recogniser in recognisers:
+            self.add(recogniser)
+
+    def add(self, recogniser: Recogniser) -> Recogniser:
+        if recogniser.name in self._by_name:
+            raise ValueError(f"recogniser {recogniser.name!r} is already registered")
+        if recogniser.kind not in PII_KINDS:
+            raise ValueError(f"recogniser {recogniser.name!r}: unknown kind {recogniser.kind!r}")
+        self._by_name[recogniser.name] = recogniser
+        return recogniser
+
+    def __getitem__(self, name: str) -> Recogniser:
+        return self._by_name[name]
+
+    def __iter__(self) -> Iterator[Recogniser]:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def for_kinds(self, kinds: Iterable[str]) -> tuple[Recogniser, ...]:
+        """The recognisers of `kinds`; ConfigError for a kind none provides."""
+        wanted = set(kinds)
+        provided = {r.kind for r in self}
+        unknown = sorted(wanted - provided)
+        if unknown:
+            raise ConfigError(f"personal data kinds {unknown} are not recognised; use {sorted(provided)}")
+        return tuple(r for r in self if r.kind in wanted)
+
+
+# ---------------------------------------------------------------- validators
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) checksum of a string of digits."""
+    if not digits.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+_CARD_PREFIXES = (
+    (("4",), (13, 16, 19)),                                             # Visa
+    (tuple(str(p) for p in range(51, 56)), (16,)),                      # Mastercard
+    (tuple(str(p) for p in range(2221, 2721)), (16,)),                  # Mastercard 2-series
+    (("34", "37"), (15,)),                                              # American Express
+    (("6011", "65", *(str(p) for p in range(644, 650))), (16, 19)),     # Discover
+    (tuple(str(p) for p in range(3528, 3590)), (16, 19)),               # JCB
+    (("36", "38", "39", *(str(p) for p in range(300, 306))), (14, 16, 19)),  # Diners Club
+    (("62",), (16, 17, 18, 19)),                                        # UnionPay
+    (("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763"), tuple(range(12, 20))),  # Maestro
+)
+
+
+def card_valid(text: str) -> bool:
+    """13–19 digits from a known issuer whose Luhn checksum holds."""
+    digits = re.sub(r"[ -]", "", text)
+    if not luhn_valid(digits) or len(set(digits)) == 1:
+        return False
+    return any(
+        digits.startswith(prefixes) and len(digits) in lengths for prefixes, lengths in _CARD_PREFIXES
+    )
+
+
+_IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24,
+    "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21,
+    "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LI": 21,
+    "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SE": 24, "SI": 19, "SK": 24, "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}
+
+
+def iban_valid(text: str) -> bool:
+    """An IBAN of its country's length whose ISO 7064 mod-97 checksum is 1."""
+    compact = re.sub(r"\s", "", text).upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}", compact):
+        return False
+    if _IBAN_LENGTHS.get(compact[:2], len(compact)) != len(compact):
+        return False
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+_SSN_SPECIMENS = frozenset({"078051120", "219099999", "123456789", "111111111", "333333333"})
+
+
+def ssn_valid(text: str) -> bool:
+    """A US social security number the SSA could have issued (no 000/666/9xx area, 00 group, 0000 serial)."""
+    digits = re.sub(r"[ -]", "", text)
+    if len(digits) != 9 or not digits.isdigit() or digits in _SSN_SPECIMENS:
+        return False
+    area, group, serial = digits[:3], digits[3:5], digits[5:]
+    return area not in ("000", "666") and not area.startswith("9") and group != "00" and serial != "0000"
+
+
+_NINO_BAD_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
+
+
+def nino_valid(text: str) -> bool:
+    """A UK National Insurance number: allowed letters, no administrative prefix, suffix A–D."""
+    compact = re.sub(r"\s", "", text).upper()
+    return bool(re.fullmatch(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]", compact)) and (
+        compact[:2] not in _NINO_BAD_PREFIXES
+    )
+
+
+def email_valid(text: str) -> bool:
+    local = text.split("@", 1)[0]
+    return not (local.startswith(".") or local.endswith(".") or ".." in text)
+
+
+def phone_valid(text: str, region: str = _DEFAULT_REGION) -> bool:
+    """A number libphonenumber considers valid (international with +, else in `region`)."""
+    digits = sum(c.isdigit() for c in text)
+    international = text.lstrip().startswith("+")
+    national = _NATIONAL_DIGITS.get(region, range(7, 16))
+    if not (8 <= digits <= 15 if international else digits in national):
+        return False
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.is_valid_number(number)
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+# ---------------------------------------------------------------- the recognisers
+
+_STREET_SUFFIX = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Ter|"
+    r"Parkway|Pkwy|Circle|Cir|Highway|Hwy|Square|Sq|Trail|Trl|Alley|Aly|Plaza|Plz)"
+)
+
+RECOGNISERS = RecogniserRegistry(
+    [
+        Recogniser(
+            "email",
+            "email",
+            re.compile(
+                r"(?<![\w.+%-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
+                r"[A-Za-z]{2,24}(?![\w-])"
+            ),
+            email_valid,
+            1.0,
+        ),
+        Recogniser(
+            "phone",
+            "phone",
+            re.compile(
+                r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}(?![\w/-]|\.\d)"
+                r"|(?<![\w+/.-])\+?\d{10,13}(?![\w/.-])"
+            ),
+            phone_valid,
+            0.75,
+        ),
+        Recogniser(
+            "us_ssn",
+            "government_id",
+            re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"),
+            ssn_valid,
+            0.85,
+        ),
+        Recogniser(
+            "us_ssn_bare",
+            "government_id",
+            re.compile(r"(?<![\w-])\d{9}(?![\w-])"),
+            ssn_valid,
+            0.6,
+            context=re.compile(r"\b(?:ssn|ss#|social\s+security)", re.IGNORECASE),
+        ),
+        Recogniser(
+            "uk_nino",
+            "government_id",
+            re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d](?![A-Za-z0-9])"),
+            nino_valid,
+            0.85,
+        ),
+        Recogniser(
+            "card",
+            "card",
+            re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
+            card_valid,
+            1.0,
+        ),
+        Recogniser(
+            "iban",
+            "iban",
+            re.compile(
+                r"(?<![A-Za-z0-9])(?P<iban>[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?)(?![A-Za-z0-9])"
+            ),
+            iban_valid,
+            1.0,
+            group="iban",
+        ),
+        Recogniser(
+            "us_address",
+            "address",
+            re.compile(
+                r"(?<![\w-])\d{1,6}[A-Z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Z0-9][A-Za-z0-9'-]*\.?\s+){1,4}"
+                + _STREET_SUFFIX
+                + r"\b\.?(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[\w-]+)?"
+                r"(?:,\s*[A-Z][A-Za-z .'-]{1,40},\s*[A-Z]{2}(?:\s+\d{5}(?:-\d{4})?)?)?"
+            ),
+            _always,
+            0.7,
+        ),
+        Recogniser(
+            "uk_postcode",
+            "address",
+            re.compile(r"(?<![A-Za-z0-9])(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?) ?\d[ABD-HJLNP-UW-Z]{2}(?![A-Za-z0-9])"),
+            _always,
+            0.5,
+        ),
+    ]
+)
+
+
+# ---------------------------------------------------------------- the detector
+
+
+def find_pii(text: str, recognisers: Iterable[Recogniser]) -> list[PiiMatch]:
+    """Every validated match of `recognisers` in `text`, in order of position."""
+    found = []
+    for recogniser in recognisers:
+        for match in recogniser.pattern.finditer(text):
+            value = match.group(recogniser.group)
+            if recogniser.context is not None:
+                before = text[max(0, match.start() - _CONTEXT_CHARS) : match.start()]
+                if not recogniser.context.search(before):
+                    continue
+            if recogniser.validate(value):
+                found.append(PiiMatch(recogniser, match.span(recogniser.group)))
+    return sorted(found, key=lambda m: (m.span, m.recogniser.name))
+
+
+class PiiDetector:
+    """Personal data of the given kinds (all by default) in each text of the request."""
+
+    name = "text.pii"
+
+    def __init__(self, kinds: Iterable[str] | None = None, registry: RecogniserRegistry = RECOGNISERS) -> None:
+        self._recognisers = registry.for_kinds(PII_KINDS if kinds is None else kinds)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(r.kind for r in self._recognisers)
+
+    def detect(self, inputs: Inputs, context: DetectionContext) -> list[Finding]:
+        return [
+            Finding(
+                kind="pii",
+                entity=match.recogniser.kind,
+                location=item.location,
+                score=match.recogniser.score,
+                detector=self.name,
+                span=match.span,
+                detail=match.recogniser.name,
+            )
+            for item in inputs.texts
+            for match in find_pii(item.text, self._recognisers)
+        ]
