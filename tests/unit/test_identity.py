@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import threading
 
 import pytest
 
@@ -310,10 +312,21 @@ def test_network_principal(auth: Authenticator, ip: str, expected: Principal | N
 async def test_cancelled_first_caller_does_not_fail_the_others(auth: Authenticator) -> None:
     """A client that disconnects while its credential is being hashed must not fail others waiting on that hash."""
     credential = Credential("alice", PASSWORD)
+    gate = threading.Event()
+    verify = auth.verify
+
+    def slow_verify(c: Credential) -> User | None:
+        gate.wait(5)  # the hash is still running when the first caller goes away
+        return verify(c)
+
+    auth.verify = slow_verify  # type: ignore[method-assign]
     first = asyncio.create_task(auth.authenticate(credential))
     await asyncio.sleep(0)  # first is now hashing in a worker thread
     waiters = [asyncio.create_task(auth.authenticate(credential)) for _ in range(3)]
     await asyncio.sleep(0)
     first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    gate.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert [u.name if isinstance(u, User) else repr(u) for u in results] == ["alice"] * 3
