@@ -37,7 +37,9 @@ class _PostgresSession:
         return self._cursor.rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
+        if len(rows) == 1:  # one statement: skip executemany's pipeline round trip
+            self._cursor.execute(_placeholders(sql), rows[0])
+        elif rows:
             self._cursor.executemany(_placeholders(sql), rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
