@@ -258,3 +258,25 @@ def test_rotate_waits_for_running_gateways_by_default(seeded: Seeded, capsys) ->
     code, _, _ = run(capsys, "keys", "rotate", "--production", "harbor-nights", "--data-dir", str(seeded.data_dir))
     assert code == 0
     assert time.monotonic() - started >= 2.0
+
+
+def test_purge_uses_each_productions_retention_from_the_config(seeded: Seeded, tmp_path: Path, capsys) -> None:
+    """`keys purge --config DIR`: each production's retention_days decides what goes."""
+    config = tmp_path / "config"
+    (config / "productions").mkdir(parents=True)
+    for production, days in (("northern-lights", 7), ("harbor-nights", 365)):
+        (config / "productions" / f"{production}.yaml").write_text(
+            f"id: {production}\nname: {production}\nkind: documentary\nretention_days: {days}\n"
+        )
+    old = time.time() - 30 * 86400
+    with open_store(seeded.data_dir) as store:
+        vault = Vault(master_key_provider(seeded.data_dir), store)
+        for production in ("northern-lights", "harbor-nights"):
+            event = make_event(9, production=production, ts=old)
+            store.record(event, [vault.seal(event.id, production, CaptureKind.TEXT, "body", "text/plain", b"old")])
+    code, out, _ = run(capsys, "keys", "purge", "--config", str(config), "--data-dir", str(seeded.data_dir))
+    assert code == 0
+    assert "northern-lights: 1 capture(s) older than 7 days deleted" in out
+    assert "harbor-nights: 0 capture(s) older than 365 days deleted" in out
+    code, _, err = run(capsys, "keys", "purge", "--data-dir", str(seeded.data_dir))
+    assert code == 2 and "--retention-days" in err
