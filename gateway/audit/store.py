@@ -22,7 +22,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -172,13 +172,14 @@ class AuditStore:
 
     # --- AuditSink ------------------------------------------------------------------------------
 
-    def record(self, event: AuditEvent, captures: Sequence[Capture] = ()) -> None:
+    def record(self, event: AuditEvent, captures: Iterable[Capture] = ()) -> None:
         """Persist an event and its encrypted captures; return once durable, else raise AuditError."""
-        for capture in captures:
+        sealed = tuple(captures)
+        for capture in sealed:
             if capture.event_id != event.id or capture.production != event.production:
                 raise AuditError(f"a capture for {capture.event_id} cannot be recorded with event {event.id}")
-        body = event_body(event, [c.describe() for c in captures])
-        self._submit(_Job("event", event.id, event.ts, event.production, body, tuple(captures)))
+        body = event_body(event, [c.describe() for c in sealed])
+        self._submit(_Job("event", event.id, event.ts, event.production, body, sealed))
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
         """Append how the exchange ended (its own chained entry); return once durable."""
