@@ -69,6 +69,9 @@ class VerifyReport:
     replicas: tuple[str, ...]
     checkpoints: int
     problems: tuple[Problem, ...] = field(default_factory=tuple)
+    unanchored: tuple[tuple[str, int], ...] = ()
+    """(replica, entries after its last signed checkpoint): intact as far as the chain shows, but a
+    forger with database access could have rewritten them. Normal for the newest few seconds."""
 
     @property
     def ok(self) -> bool:

@@ -434,15 +434,18 @@ class AuditStore:
             stored = [r[0] for r in session.fetchall("SELECT DISTINCT replica FROM audit_entries")]
         replicas = sorted(set(stored) | set(by_replica))
         entries = 0
+        unanchored = []
         for replica in replicas:
             checkpoints = by_replica.get(replica, [])
             found, summary = check_chain(replica, self._chain_pages(replica), frozenset(c.seq for c in checkpoints))
             problems += found
             problems += check_checkpoints(replica, checkpoints, summary)
             entries += summary.count
+            if tail := summary.last_seq - max((c.seq for c in checkpoints), default=0):
+                unanchored.append((replica, max(tail, 0)))
         problems += self._orphan_outcomes()
         problems += self._capture_problems()
-        return VerifyReport(entries, tuple(replicas), checkpoint_count, tuple(problems))
+        return VerifyReport(entries, tuple(replicas), checkpoint_count, tuple(problems), tuple(unanchored))
 
     def _trusted_checkpoints(self, problems: list[Problem]) -> tuple[dict[str, list[Checkpoint]], int]:
         by_replica: dict[str, list[Checkpoint]] = {}

@@ -159,6 +159,9 @@ def _write_csv(events: Iterator[StoredEvent]) -> None:
 def _verify(args: argparse.Namespace) -> int:
     with open_audit(args) as (store, _vault, _config):
         report = store.verify()
+    for replica, count in report.unanchored:
+        if count > 0:
+            print(f"note: {count} newest entries of replica {replica} are not yet under a signed checkpoint")
     if report.ok:
         print(
             f"OK: {report.entries} entries in {len(report.replicas)} chain(s), "

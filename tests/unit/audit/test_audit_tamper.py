@@ -191,7 +191,10 @@ def test_an_untouched_trail_verifies(trail: Trail) -> None:
     assert report.entries == 10
     assert report.checkpoints == 3
     assert report.replicas == (REPLICA,)
+    assert report.unanchored == ()
     report.raise_for_problems()
+    trail.store.record(make_event(11))
+    assert trail.store.verify().unanchored == ((REPLICA, 1),)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
