@@ -4,13 +4,15 @@
         -> [Finding(kind="face", entity=talent id)]       a face within `review_distance` of a talent
          + [Finding(kind="face_unidentifiable", entity="")] a face too small (or one too many) to identify
 
-Pipeline (dlib, CC0 models; never the 68-point model): HOG detection at ≤1024 px (upsample 0, then 1
-when nothing was found), 5-point landmarks and the ResNet 128-d embedding on the full-resolution frame,
-Euclidean distance to every reference photo. Distance ≤ `match_distance` (0.50) is a match, up to
-`review_distance` (0.60) is reported for review (detail says `review`). Score is 1 − distance, so a
-match scores ≥ 0.5 and a review < 0.5. Faces under `min_face_px` (80) px give unreliable embeddings
-and are reported as `face_unidentifiable`, never passed silently; so are faces past `max_faces` in
-one frame. One finding per talent and media item (the nearest), one `face_unidentifiable` per item.
+Pipeline (dlib, CC0 models; never the 68-point model): HOG detection at ≤1024 px (upsample 0, then
+more when nothing was found, then the image turned by 90°/180°/270°), 5-point landmarks and the ResNet
+128-d embedding on the full-resolution frame, Euclidean distance to every reference photo. Detections
+scoring under `min_detection_score` (0.25) are dropped (spurious boxes on clothing scored 0.05, faces
+0.76–1.5). Distance ≤ `match_distance` (0.50) is a match, up to `review_distance` (0.60) is reported
+for review (detail says `review`). Score is 1 − distance, so a match scores ≥ 0.5 and a review < 0.5.
+Faces under `min_face_px` (80) px give unreliable embeddings and are reported as
+`face_unidentifiable`, never passed silently; so are faces past `max_faces` in one frame. One finding
+per talent and media item (the nearest), one `face_unidentifiable` per item.
 
 Thread-safe: dlib calls are serialised inside the shared `FaceModel`.
 """
@@ -57,6 +59,7 @@ class FaceDetector:
         max_faces: int = 20,
         upsample_retry: bool = True,
         rotations: bool = True,
+        min_detection_score: float = 0.25,
         model: FaceModel | None = None,
     ) -> None:
         self.bank = bank
@@ -67,6 +70,7 @@ class FaceDetector:
         self.max_faces = max_faces
         self.upsample_retry = upsample_retry
         self.rotations = rotations
+        self.min_detection_score = min_detection_score
         self.model = model or FaceModel()
 
     def detect(self, inputs: Inputs, context: DetectionContext) -> list[Finding]:
@@ -84,7 +88,9 @@ class FaceDetector:
 
     def faces_in(self, image: Image.Image) -> list[_Face]:
         """Every identified or unidentifiable face in one image."""
-        search = self.model.find(image, upsample_retry=self.upsample_retry, rotations=self.rotations)
+        search = self.model.find(
+            image, upsample_retry=self.upsample_retry, rotations=self.rotations, min_score=self.min_detection_score
+        )
         boxes = search.boxes
         pixels = np.asarray(search.image)
         results = []
