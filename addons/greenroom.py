@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
+import struct
 import time
 import weakref
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
-from mitmproxy import connection, http, tls
+from mitmproxy import connection, ctx, http, tls
+from mitmproxy.proxy.layers.websocket import WebsocketLayer
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from addons.failclosed import fail_closed
@@ -30,7 +34,7 @@ from gateway.config.models import Action, ErrorFormat, Production
 from gateway.content.inputs import Inputs
 from gateway.decision import Decision, Reason, RewriteRecord, combine
 from gateway.identity import Principal, parse_basic
-from gateway.inspection import HttpRequest, Inspection, inspect_request
+from gateway.inspection import HttpRequest, Inspection, MessageInspection, inspect_message, inspect_request
 from gateway.metrics import Metrics
 from gateway.policy import access_reasons, next_step
 from gateway.recorder import Fingerprinter
@@ -66,6 +70,7 @@ class FlowContext:
     streamed: bool = False
     streamed_bytes: int = 0
     completed: bool = False
+    ws_messages: int = 0
 
 
 class Greenroom:
@@ -226,6 +231,50 @@ class Greenroom:
             if flow.response else 0
         self._complete(flow, context, Outcome(status, _ms_since(context.started), size, context.streamed))
 
+    @fail_closed
+    async def websocket_message(self, flow: http.HTTPFlow) -> None:
+        """Client messages on AI WebSockets are inspected like request bodies; a violation closes with 1008."""
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None or flow.websocket is None or context.classification is None:
+            return
+        message = flow.websocket.messages[-1]
+        if message.injected and message.content == _CLOSE_MARKER and _CLOSE_KEY in flow.metadata:
+            message.drop()
+            _queue_close(flow)
+            return
+        if message.from_client and (flow.metadata.get(_CUT_KEY) or _CLOSE_KEY in flow.metadata):
+            message.drop()  # the socket is being closed for a violation: nothing more goes upstream
+            return
+        if not message.from_client or message.injected:
+            return
+        self._maybe_fault("websocket_message")
+        limits = context.generation.config.settings.limits
+        payload, is_text, classification = message.content, message.is_text, context.classification
+
+        def work() -> tuple[MessageInspection, tuple[str, ...]]:
+            result = inspect_message(payload, is_text, classification, limits)
+            return result, self.fingerprints.of_inputs(result.inputs)
+
+        result, fingerprints = work() if len(payload) <= limits.inline_inspect_bytes else await asyncio.to_thread(work)
+        context.ws_messages += 1
+        if result.decision.stops:
+            message.drop()
+            event = self._message_event(flow, context, result, fingerprints)
+            try:
+                await self._record(event, result.inputs)
+            finally:
+                self._close_websocket(flow, context, event)
+            return
+        if result.payload is not None:
+            message.content = result.payload
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        context: FlowContext | None = flow.metadata.get(KEY)
+        if context is None or flow.websocket is None:
+            return
+        log.info("websocket_closed", event_id=context.event_id, messages=context.ws_messages,
+                 close_code=flow.websocket.close_code)
+
     def error(self, flow: http.HTTPFlow) -> None:
         context: FlowContext | None = flow.metadata.get(KEY)
         if context is None:
@@ -245,8 +294,13 @@ class Greenroom:
         self.metrics.inc("greenroom_hook_errors_total", "exceptions caught in hooks (blocked)", hook=hook)
         if not isinstance(flow, http.HTTPFlow):
             return
-        if hook in ("responseheaders",):
+        if hook == "responseheaders":
             flow.kill()
+            return
+        if hook == "websocket_message":
+            if flow.websocket is not None and flow.websocket.messages:
+                flow.websocket.messages[-1].drop()
+            _cut(flow)
             return
         context: FlowContext | None = flow.metadata.get(KEY)
         if context is None:
@@ -451,12 +505,36 @@ class Greenroom:
             decision=decision.action,
             rules=tuple(dict.fromkeys(r.rule for r in deciding)),
             summary="; ".join(dict.fromkeys(r.message for r in deciding if r.message)) or primary.rule,
-            next_step=next_step(primary.rule),
+            next_step=next_step(primary.rule, primary.advice),
             event_id=context.event_id,
             review_url=context.generation.config.settings.review_url,
             wants_html=_wants_html(flow),
         )
         return event, refusal
+
+    def _message_event(
+        self, flow: http.HTTPFlow, context: FlowContext, result: MessageInspection, fingerprints: tuple[str, ...]
+    ) -> AuditEvent:
+        base = self._event(flow, context, result.decision, result.rewrites, result.elapsed_ms, fingerprints)
+        return replace(base, id=new_event_id(), endpoint=f"{base.endpoint}.message",
+                       request_bytes=len(flow.websocket.messages[-1].content) if flow.websocket else 0)
+
+    def _close_websocket(self, flow: http.HTTPFlow, context: FlowContext, event: AuditEvent) -> None:
+        """Tell the client why (provider-native error event), then close the socket with 1008."""
+        deciding = event.decision.deciding or event.decision.reasons
+        rules = ", ".join(dict.fromkeys(r.rule for r in deciding))
+        text = (f"Greenroom blocked this message ({rules}): "
+                f"{'; '.join(dict.fromkeys(r.message for r in deciding if r.message))}. "
+                f"Reference: event {event.id}.")
+        error = json.dumps({"type": "error", "event_id": event.id,
+                            "error": {"type": "invalid_request_error", "code": deciding[0].rule if deciding else "",
+                                      "message": text, "param": None, "event_id": event.id}})
+        proxyserver = _proxyserver()
+        if proxyserver is None:
+            _cut(flow)
+            return
+        proxyserver.inject_websocket(flow, True, error.encode(), True)
+        _inject_client_close(proxyserver, flow, 1008, f"greenroom {rules} {event.id}")
 
     def _respond(self, flow: http.HTTPFlow, refusal: Refusal) -> None:
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
@@ -554,6 +632,66 @@ def _wants_html(flow: http.HTTPFlow) -> bool:
     accept = flow.request.headers.get("accept", "")
     mode = flow.request.headers.get("sec-fetch-mode", "")
     return mode == "navigate" or (accept.startswith("text/html") and flow.request.method == "GET")
+
+
+def _proxyserver() -> Any:
+    try:
+        return ctx.master.addons.get("proxyserver")
+    except Exception:  # noqa: BLE001 - no master (unit tests): the caller falls back to killing the flow
+        return None
+
+
+_CLOSE_MARKER = b"\x00greenroom-close\x00"
+_CLOSE_KEY = "greenroom.ws_close"
+_CUT_KEY = "greenroom.ws_cut"
+
+
+def _inject_client_close(proxyserver: Any, flow: http.HTTPFlow, code: int, reason: str) -> None:
+    """Close a WebSocket with `code` on both sides.
+
+    mitmproxy has no API for an addon to close with a code of its own. We inject a marker message
+    (after the error event, so the client gets that first); when our hook sees the marker it queues a
+    client close frame in the WebSocket layer's client-side parser (after TLS, so plaintext is right)
+    and drops the marker, and the layer then processes the close as if the client had sent it. If the
+    layer cannot be found (a future mitmproxy), the connection is cut instead: closed, without the code.
+    """
+    layer = _websocket_layer(proxyserver, flow)
+    if layer is None:
+        _cut(flow)
+        return
+    payload = struct.pack("!H", code) + reason.encode("utf-8")[:120]
+    mask = os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    flow.metadata[_CLOSE_KEY] = (layer, bytes([0x88, 0x80 | len(payload)]) + mask + masked)
+    proxyserver.inject_websocket(flow, False, _CLOSE_MARKER, False)
+
+
+def _queue_close(flow: http.HTTPFlow) -> None:
+    layer, frame = flow.metadata.pop(_CLOSE_KEY)
+    layer.client_ws.receive_data(frame)
+
+
+def _cut(flow: http.HTTPFlow) -> None:
+    """Last resort for a WebSocket: kill the flow and drop every further client message."""
+    flow.metadata[_CUT_KEY] = True
+    flow.kill()
+
+
+def _websocket_layer(proxyserver: Any, flow: http.HTTPFlow) -> Any:
+    handler = proxyserver.connections.get(flow.client_conn.id)
+    pending: list[Any] = [getattr(handler, "layer", None)]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, WebsocketLayer) and node.flow is flow:
+            return node
+        delegate = getattr(getattr(node, "_handle_event", None), "__self__", None)  # modes hand over this way
+        pending += [getattr(node, "layer", None), getattr(node, "child_layer", None), delegate]
+        pending += list(getattr(node, "streams", {}).values())
+    return None
 
 
 def forbidden_destination(host: str) -> bool:

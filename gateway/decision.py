@@ -27,6 +27,8 @@ class Reason:
     location: str = ""
     score: float | None = None
     detector: str = ""
+    advice: str = ""
+    """what the user can do about it, when the rule's default next step is not specific enough."""
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"rule": self.rule, "action": self.action.value}

@@ -97,7 +97,7 @@ class Authenticator:
         self._key = os.urandom(32)
         self._cache: OrderedDict[bytes, _Entry] = OrderedDict()
         self._lock = threading.Lock()
-        self._inflight: dict[bytes, asyncio.Future[str | None]] = {}
+        self._inflight: dict[bytes, asyncio.Task[str | None]] = {}
         self._hashes = asyncio.Semaphore(max_parallel_hashes)
         self._networks = [
             (ipaddress.ip_network(n.cidr), n) for n in config.settings.networks
@@ -143,19 +143,18 @@ class Authenticator:
         if pending is not None:
             name = await asyncio.shield(pending)
             return self._users.get(name) if name else None
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
-        try:
-            async with self._hashes:
-                verified = await asyncio.to_thread(self.verify, credential)
-            future.set_result(verified.name if verified else None)
-            return verified
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._inflight[key]
+        # The check runs as its own task, so a caller that is cancelled (a client that hung up) does not
+        # cancel the hash that other callers with the same credential are waiting for.
+        task = asyncio.get_running_loop().create_task(self._verify_shared(credential))
+        self._inflight[key] = task
+        task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        name = await asyncio.shield(task)
+        return self._users.get(name) if name else None
+
+    async def _verify_shared(self, credential: Credential) -> str | None:
+        async with self._hashes:
+            verified = await asyncio.to_thread(self.verify, credential)
+        return verified.name if verified else None
 
     def user_for_token(self, token: str) -> User | None:
         """The user owning a reverse-mode token (tokens are high-entropy; a sha256 lookup is safe)."""

@@ -11,12 +11,12 @@ adapter turns anything unexpected into a `gateway.error` block.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode
 
-from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production
-from gateway.content import ContentLimits, RequestContent, extract_inputs
+from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production, Rewrite
+from gateway.content import ContentLimits, RequestContent, extract_inputs, extract_websocket_inputs
 from gateway.content.encoding import decode_body
 from gateway.content.inputs import Inputs
 from gateway.content.jsonbody import ParsedJson, dump_json, parse_json
@@ -26,7 +26,16 @@ from gateway.policy import decide
 from gateway.tools.catalog import Classification
 from gateway.tools.rewrite import apply_rewrites, pin_tenant
 
-__all__ = ["FindingsHook", "HttpRequest", "Inspection", "content_limits", "inspect_request", "split_target"]
+__all__ = [
+    "FindingsHook",
+    "HttpRequest",
+    "Inspection",
+    "MessageInspection",
+    "content_limits",
+    "inspect_message",
+    "inspect_request",
+    "split_target",
+]
 
 Pairs = tuple[tuple[str, str], ...]
 FindingsHook = Callable[[Inputs], list[Reason]]
@@ -147,6 +156,63 @@ def _inspect(
         inputs=inputs,
         decoded_bytes=len(body),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInspection:
+    """What was decided about one client WebSocket message and what to forward."""
+
+    decision: Decision
+    rewrites: tuple[RewriteRecord, ...] = ()
+    payload: bytes | None = field(default=None, repr=False)
+    """the message to forward instead (rewritten or de-duplicated JSON); None = unchanged."""
+    inputs: Inputs = field(default_factory=Inputs, repr=False)
+    elapsed_ms: float = 0.0
+
+
+def inspect_message(
+    payload: bytes,
+    is_text: bool,
+    classification: Classification,
+    limits: Limits,
+    findings: FindingsHook | None = None,
+) -> MessageInspection:
+    """Inspect one client WebSocket message; bad input becomes a blocking reason, never an exception."""
+    started = time.perf_counter()
+    try:
+        result = _inspect_message(payload, is_text, classification, limits, findings)
+    except InspectionError as exc:
+        result = MessageInspection(decide([], [Reason(exc.rule, Action.BLOCK, str(exc), location=exc.location)]))
+    return MessageInspection(result.decision, result.rewrites, result.payload, result.inputs,
+                             (time.perf_counter() - started) * 1000)
+
+
+def _inspect_message(
+    payload: bytes, is_text: bool, classification: Classification, limits: Limits, findings_hook: FindingsHook | None
+) -> MessageInspection:
+    if len(payload) > limits.max_body_bytes:
+        raise _too_large(len(payload), limits.max_body_bytes)
+    inputs = extract_websocket_inputs(payload, is_text, content_limits(limits))
+    reasons = findings_hook(inputs) if findings_hook is not None else []
+    rewrites = classification.endpoint.message_rewrites if classification.endpoint else []
+    new_payload, records = _rewrite_message(payload, is_text, rewrites, limits)
+    return MessageInspection(decide([], reasons), tuple(records), new_payload, inputs)
+
+
+def _rewrite_message(
+    payload: bytes, is_text: bool, rewrites: Sequence[Rewrite], limits: Limits
+) -> tuple[bytes | None, list[RewriteRecord]]:
+    if not is_text or payload.lstrip()[:1] not in (b"{", b"["):
+        return None, []
+    parsed = parse_json(payload, limits.max_json_depth)
+    result = apply_rewrites(list(rewrites), parsed.value, (), ())
+    records = list(result.records)
+    if parsed.has_duplicates:
+        records.extend(RewriteRecord("content.duplicate_keys", "message." + key, "deduplicated")
+                       for key in sorted(set(parsed.duplicate_keys)))
+    if result.body_changed or parsed.has_duplicates:
+        return dump_json(parsed.value), records
+    return None, records
 
 
 def content_limits(limits: Limits) -> ContentLimits:

@@ -30,8 +30,8 @@ def verify_password(password: str, stored: str) -> bool:
     """True when `password` matches the stored hash; False for a wrong password or a malformed hash."""
     try:
         scheme, log2_n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt" or not (10 <= int(log2_n) <= 20):
-            return False
+        if scheme != "scrypt" or not (10 <= int(log2_n) <= 20) or not (1 <= int(r) <= 32) or not (1 <= int(p) <= 16):
+            return False  # out-of-range costs: refuse rather than spend minutes (or gigabytes) on them
         expected = base64.b64decode(digest)
         actual = _scrypt(password, base64.b64decode(salt), int(log2_n), int(r), int(p))
     except (ValueError, TypeError):

@@ -34,6 +34,11 @@ NEXT_STEPS: dict[str, str] = {
     "retention.server_state": "Send the full history with each request instead of storing it at the provider.",
     "retention.training": "Training on production inputs needs a separate data agreement; contact the "
     "security team.",
+    "retention.telemetry": "Turn off the tool's telemetry; it would send usage and content to the provider.",
+    "retention.realtime_tracing": "Leave session tracing off; it stores the session at the provider.",
+    "tool.unknown": "Use a tool from the studio's catalog (`greenroom tools list`).",
+    "identity.unauthenticated": "Send your Greenroom token (X-Greenroom-Token) or proxy credentials.",
+    "audit.unavailable": "Try again shortly; the gateway could not record the request, so it was not sent.",
     "retention.unenforceable": "Send the request as JSON so Greenroom can enforce the retention settings.",
     "content.too_large": "Send a smaller request or split the upload; the limit protects the gateway.",
     "content.too_deep": "Flatten the request; its nesting is deeper than Greenroom inspects.",
@@ -62,7 +67,7 @@ def access_reasons(
     if endpoint is not None and endpoint.consumer:
         return [Reason("tool.consumer_endpoint", Action.BLOCK,
                        f"{tool.name} {endpoint.id} is a consumer or anonymous surface",
-                       entity=tool.id, location=f"endpoint:{endpoint.id}")]
+                       entity=tool.id, location=f"endpoint:{endpoint.id}", advice=endpoint.block_message)]
     grant = production.tools.get(tool.id)
     if grant is None:
         return [Reason("tool.unapproved", Action.BLOCK,
@@ -75,7 +80,7 @@ def access_reasons(
     if endpoint is not None and endpoint.block_rule:
         reasons.append(Reason(endpoint.block_rule, Action.BLOCK,
                               f"{tool.name} {endpoint.id} is refused by studio policy",
-                              entity=tool.id, location=f"endpoint:{endpoint.id}"))
+                              entity=tool.id, location=f"endpoint:{endpoint.id}", advice=endpoint.block_message))
     if endpoint is None and method.upper() not in _SAFE_METHODS \
             and production.unknown_endpoint_action != Action.ALLOW:
         reasons.append(Reason("tool.unlisted_endpoint", production.unknown_endpoint_action,

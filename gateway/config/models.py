@@ -192,6 +192,10 @@ class Endpoint(Model):
     block_message: str = Field("", description="what the user should do instead (shown in the block)")
     rewrites: list[Rewrite] = Field(default_factory=list, description="retention/training rewrites")
     websocket: bool = Field(False, description="the endpoint is a WebSocket upgrade")
+    message_rewrites: list[Rewrite] = Field(
+        default_factory=list,
+        description="rewrites applied to each JSON message the client sends on the WebSocket (json_set/json_remove)",
+    )
 
     @field_validator("methods")
     @classmethod

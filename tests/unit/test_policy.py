@@ -160,7 +160,7 @@ def _refused_endpoints() -> list[tuple[str, str, str]]:
 def test_endpoint_block_message_reaches_the_user(catalog: Catalog, host: str, tool_id: str, endpoint_id: str) -> None:
     """An endpoint's `block_message` ("what the user should do instead") is in what the user is told.
 
-    The refusal shows the deciding reason's message as the summary and `next_step(rule)` as the next step.
+    The refusal shows the deciding reason's message as the summary and `next_step(rule, advice)` as the next step.
     """
     tool = next(t for t in catalog.tools if t.id == tool_id)
     endpoint = next(e for e in tool.endpoints if e.id == endpoint_id)
@@ -170,5 +170,5 @@ def test_endpoint_block_message_reaches_the_user(catalog: Catalog, host: str, to
     granted = production(**{tool_id: ToolGrant()})
     reasons = access_reasons(ALICE, granted, classification, endpoint.methods[0])
     assert reasons
-    told = " ".join(f"{r.message} {next_step(r.rule)}" for r in reasons)
+    told = " ".join(f"{r.message} {next_step(r.rule, r.advice)}" for r in reasons)
     assert " ".join(endpoint.block_message.split()) in " ".join(told.split())
