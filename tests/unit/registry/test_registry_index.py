@@ -171,3 +171,27 @@ def _append_png_chunk(path: Path) -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("comment", "re-saved")
     Image.open(path).save(path, pnginfo=info)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["gateway.registry", "gateway.detect.image", "gateway.detect.face", "gateway.detect.voice",
+     "gateway.detect.media_image", "gateway.detect.media_face", "gateway.detect.media_voice",
+     "gateway.detect.media_guard", "gateway.registry.entry"],
+)
+def test_public_names_exist(module: str) -> None:
+    """Every name in `__all__` is defined (kept honest, as httpx does)."""
+    imported = __import__(module, fromlist=["__all__"])
+    assert [name for name in imported.__all__ if not hasattr(imported, name)] == []
+
+
+def test_build_logs_counts_and_ids_never_names_or_files(tmp_path: Path, config: Path) -> None:
+    """The build's log events carry a digest and counts: no talent names, titles or file names."""
+    from structlog.testing import capture_logs
+
+    with capture_logs() as events:
+        build_index(config, tmp_path / "data")
+    text = repr(events)
+    assert "registry_index_built" in text
+    for secret in ("Eileen Collins", "Blue Meridian", "reference.png", "poster.png", "clip0.wav"):
+        assert secret not in text
