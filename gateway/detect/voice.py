@@ -59,14 +59,7 @@ class VoiceDetector:
         self.min_periodic = min_periodic
         self.segment_seconds = segment_seconds
         self.max_segments = max_segments
-        self._encoder = encoder
-
-    @property
-    def encoder(self) -> SpeakerEncoder:
-        if self._encoder is None:
-            with guarded("voice model", "registry"):
-                self._encoder = SpeakerEncoder()
-        return self._encoder
+        self.encoder = encoder or SpeakerEncoder()
 
     def detect(self, inputs: Inputs, context: DetectionContext) -> list[Finding]:
         findings: list[Finding] = []
