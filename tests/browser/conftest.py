@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "review"))
+from browser_helpers import ARTIFACTS
 from review_seed import DEMO, Seeded, seed  # a sibling helper: the same seed as the unit tests
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("GREENROOM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -90,16 +90,3 @@ def page(browser, review_url: str, request: pytest.FixtureRequest) -> Iterator[o
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
     context.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def log_in(page, name: str) -> None:
-    page.goto("/login")
-    page.fill("#username", name)
-    page.fill("#password", f"{name}-demo")
-    page.click("#login")
-    page.wait_for_load_state()

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import log_in, shot
+from browser_helpers import log_in, shot
 from review_seed import PROMPT, demo_config
 
 from gateway.approvals import open_approvals

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from review_client import login
 from review_seed import Seeded, demo_config, seed
 from starlette.testclient import TestClient
 
@@ -15,8 +15,6 @@ from gateway.audit import AuditStore, open_store
 from gateway.config.models import GatewayConfig
 from gateway.review import create_app
 from gateway.vault import Vault, master_key_provider
-
-PASSWORDS = {name: f"{name}-demo" for name in ("alice", "bob", "carol", "dave", "erin")}
 
 
 @pytest.fixture(scope="session")
@@ -47,22 +45,6 @@ def app(stores, seeded: Seeded, config: GatewayConfig):
 @pytest.fixture
 def client(app) -> TestClient:
     return TestClient(app, base_url="http://127.0.0.1:8700")
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "no CSRF field on the page"
-    return match.group(1)
-
-
-def login(client: TestClient, name: str, password: str | None = None):
-    page = client.get("/login")
-    secret = PASSWORDS[name] if password is None else password
-    return client.post(
-        "/login",
-        data={"csrf": csrf_of(page.text), "username": name, "password": secret, "next": "/"},
-        follow_redirects=False,
-    )
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import csrf_of, login
+from review_client import csrf_of, login
 from review_seed import PROMPT
 
 from gateway.approvals import ApprovalStatus
