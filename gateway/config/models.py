@@ -453,6 +453,13 @@ class AuditSettings(Model):
     )
 
 
+WebhookEvent = Literal["hold", "approved", "denied", "purpose"]
+
+
+def _default_webhook_events() -> list[WebhookEvent]:
+    return ["hold", "approved", "denied"]
+
+
 class WebhookSettings(Model):
     """A JSON POST sent on approval events, signed with HMAC-SHA256 over `<timestamp>.<body>`."""
 
@@ -463,8 +470,8 @@ class WebhookSettings(Model):
     secret_env: str | None = Field(
         None, description="name of the environment variable holding the shared secret"
     )
-    events: list[Literal["hold", "approved", "denied", "purpose"]] = Field(
-        default_factory=lambda: ["hold", "approved", "denied"], description="which approval events to send"
+    events: list[WebhookEvent] = Field(
+        default_factory=_default_webhook_events, description="which approval events to send"
     )
     timeout_seconds: float = Field(5.0, gt=0, le=60, description="per-attempt timeout")
     retries: int = Field(3, ge=0, le=10, description="further attempts after a failure, with backoff")
