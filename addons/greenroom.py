@@ -13,6 +13,7 @@ Every hook is wrapped by `fail_closed`: an exception blocks the request instead 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -20,6 +21,7 @@ import struct
 import time
 import weakref
 from collections.abc import Callable, MutableMapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,14 +32,22 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 
 from addons.failclosed import fail_closed
 from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
-from gateway.config.models import Action, ErrorFormat, Production
+from gateway.config.models import Action, Capability, ErrorFormat, Production
 from gateway.content.inputs import Inputs
 from gateway.decision import Decision, Reason, RewriteRecord, combine
 from gateway.identity import Principal, parse_basic
-from gateway.inspection import HttpRequest, Inspection, MessageInspection, inspect_message, inspect_request
+from gateway.inspection import (
+    HttpRequest,
+    Inspection,
+    MessageInspection,
+    content_limits,
+    inspect_message,
+    inspect_request,
+)
 from gateway.metrics import Metrics
 from gateway.policy import access_reasons, next_step
 from gateway.recorder import Fingerprinter
+from gateway.references import FileLedger, RemoteFetcher, reference_reasons, uploaded_file_ids
 from gateway.refusal import Refusal, proxy_auth_required, render_refusal
 from gateway.runtime import Generation, Runtime
 from gateway.tools.catalog import Classification, normalize_path
@@ -69,6 +79,8 @@ class FlowContext:
     event: AuditEvent | None = None
     streamed: bool = False
     streamed_bytes: int = 0
+    recorded: bool = False
+    pending_record: Future[None] | None = None
     completed: bool = False
     ws_messages: int = 0
 
@@ -82,15 +94,27 @@ class Greenroom:
         sink: AuditSink | None = None,
         metrics: Metrics | None = None,
         fingerprints: Fingerprinter | None = None,
+        fetcher: RemoteFetcher | None = None,
+        ledger: FileLedger | None = None,
     ) -> None:
         self.runtime = runtime
+        self.fetcher = fetcher
+        self.ledger = ledger
         self.sink: AuditSink = sink or LogSink()
         self.fingerprints = fingerprints or Fingerprinter(os.urandom(32))
         self.metrics = metrics or Metrics()
         self.fault = os.environ.get(FAULT_ENV, "")
         self.draining = False
+        self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="greenroom-io")
         self.inflight: set[str] = set()
         self._principals: MutableMapping[connection.Client, Principal] = weakref.WeakKeyDictionary()
+
+    def close(self) -> None:
+        """Finish background audit writes, then release the store and the file ledger."""
+        self._io.shutdown(wait=True)
+        if self.ledger is not None:
+            self.ledger.close()
+        self.sink.close()
 
     # --- mitmproxy hooks ----------------------------------------------------------------------------
 
@@ -206,6 +230,7 @@ class Greenroom:
                                                       "the audit record could not be written")], status=503)
             return
         context.event = event
+        context.recorded = True
         _apply(flow, inspection)
         self.metrics.observe_ms("greenroom_inspect_ms", "time to inspect a request body", inspection.elapsed_ms,
                                 tool=context.classification.tool.id)
@@ -229,6 +254,7 @@ class Greenroom:
         status = flow.response.status_code if flow.response else None
         size = context.streamed_bytes if context.streamed else len(flow.response.raw_content or b"") \
             if flow.response else 0
+        self._remember_uploads(flow, context)
         self._complete(flow, context, Outcome(status, _ms_since(context.started), size, context.streamed))
 
     @fail_closed
@@ -392,13 +418,17 @@ class Greenroom:
             body=flow.request.raw_content or b"",
         )
         limits = gen.config.settings.limits
-        args = (request, context.classification, context.production, context.access, limits)
+        production, tool = context.production, context.classification.tool
+        args = (request, context.classification, production, context.access, limits)
+
+        def references(inputs: Inputs) -> tuple[list[Reason], Inputs]:
+            return reference_reasons(inputs, production, tool, self.ledger, self.fetcher, content_limits(limits))
 
         def work() -> tuple[Inspection, tuple[str, ...]]:
-            inspection = inspect_request(*args)
+            inspection = inspect_request(*args, references=references)
             return inspection, self.fingerprints.of_inputs(inspection.inputs)
 
-        if len(request.body) <= limits.inline_inspect_bytes:
+        if len(request.body) <= limits.inline_inspect_bytes and not _may_fetch(request.body):
             return work()
         return await asyncio.to_thread(work)
 
@@ -439,17 +469,18 @@ class Greenroom:
         else:
             self.sink.record(event, inputs)
 
-    def _record_in_background(self, event: AuditEvent) -> None:
+    def _record_in_background(self, event: AuditEvent, context: FlowContext) -> None:
         """For refusals decided outside a coroutine: write without holding the event loop."""
         def write() -> None:
             try:
                 self.sink.record(event, None)
+                context.recorded = True
             except Exception as exc:  # noqa: BLE001 - the request is refused either way; make the gap visible
                 self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
                 log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
 
         if getattr(self.sink, "blocking", False):
-            asyncio.get_running_loop().run_in_executor(None, write)
+            context.pending_record = self._io.submit(write)
         else:
             write()
 
@@ -467,6 +498,7 @@ class Greenroom:
         event, refusal = self._refusal(flow, context, reasons, status, inspection, fingerprints)
         try:
             await self._record(event, inspection.inputs if inspection else None)
+            context.recorded = True
         except Exception as exc:  # noqa: BLE001 - refused regardless; say the record failed (503)
             self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
             log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
@@ -480,7 +512,7 @@ class Greenroom:
         event, refusal = self._refusal(flow, context, reasons, 403, None, ())
         context.event = event
         self._respond(flow, refusal)
-        self._record_in_background(event)
+        self._record_in_background(event, context)
 
     def _refusal(
         self,
@@ -511,6 +543,30 @@ class Greenroom:
             wants_html=_wants_html(flow),
         )
         return event, refusal
+
+    def _remember_uploads(self, flow: http.HTTPFlow, context: FlowContext) -> None:
+        """Remember which production uploaded each provider file id, so later references can be checked."""
+        response, classification = flow.response, context.classification
+        if (self.ledger is None or response is None or context.streamed or classification is None
+                or classification.capability != Capability.FILE_UPLOAD or not 200 <= response.status_code < 300
+                or context.principal is None or not context.principal.production or context.event is None
+                or "json" not in response.headers.get("content-type", "")):
+            return
+        try:
+            body = json.loads(response.get_content(strict=True) or b"null")
+        except ValueError:
+            return
+        ids = uploaded_file_ids(body)
+        if not ids:
+            return
+        ledger, tool, production, event_id = self.ledger, classification.tool.id, context.principal.production, \
+            context.event.id
+
+        def write() -> None:
+            for file_id in ids:
+                ledger.remember(tool, file_id, production, event_id)
+
+        self._io.submit(write)
 
     def _message_event(
         self, flow: http.HTTPFlow, context: FlowContext, result: MessageInspection, fingerprints: tuple[str, ...]
@@ -554,15 +610,24 @@ class Greenroom:
         if not getattr(self.sink, "blocking", False):
             self.sink.complete(event, outcome)
             return
+        pending = context.pending_record
 
         def write() -> None:
             try:
-                self.sink.complete(event, outcome)
+                if pending is not None:  # a refusal still being recorded in the background: wait for it
+                    with contextlib.suppress(Exception):
+                        pending.result(timeout=35)
+                if context.recorded:
+                    self.sink.complete(event, outcome)
+                else:  # nothing durable to attach the outcome to; the decision log still gets its line
+                    log_only = getattr(self.sink, "log", None)
+                    if log_only is not None:
+                        log_only.complete(event, outcome)
             except Exception as exc:  # noqa: BLE001 - the exchange is over; count and log the gap
                 self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
                 log.error("audit_outcome_failed", event_id=event.id, error=type(exc).__name__)
 
-        asyncio.get_running_loop().run_in_executor(None, write)
+        self._io.submit(write)
 
 
 def _apply(flow: http.HTTPFlow, inspection: Inspection) -> None:
@@ -632,6 +697,11 @@ def _wants_html(flow: http.HTTPFlow) -> bool:
     accept = flow.request.headers.get("accept", "")
     mode = flow.request.headers.get("sec-fetch-mode", "")
     return mode == "navigate" or (accept.startswith("text/html") and flow.request.method == "GET")
+
+
+def _may_fetch(body: bytes) -> bool:
+    """A small body that names a URL may make us fetch it: never do that on the event loop."""
+    return b"://" in body
 
 
 def _proxyserver() -> Any:

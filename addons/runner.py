@@ -32,6 +32,7 @@ from gateway.ca import ca_dir, ensure_ca
 from gateway.config.models import AuditSettings
 from gateway.errors import ConfigError
 from gateway.recorder import Fingerprinter, Recorder
+from gateway.references import FetchSettings, FileLedger, RemoteFetcher
 from gateway.reload import ConfigWatcher
 from gateway.runtime import Runtime
 from gateway.vault import Vault, master_key_provider
@@ -77,7 +78,17 @@ async def _serve(opts: ServeOptions) -> int:
     recorder = _recorder(opts.data_dir, settings.audit)
     mitm_opts = options.Options(listen_host=host, mode=modes)
     master = Master(mitm_opts)
-    gateway = Greenroom(runtime, recorder, fingerprints=Fingerprinter.from_data_dir(opts.data_dir))
+    upstream_bundle = _upstream_bundle(opts.data_dir, opts.upstream_ca)
+    gateway = Greenroom(
+        runtime,
+        recorder,
+        fingerprints=Fingerprinter.from_data_dir(opts.data_dir),
+        fetcher=RemoteFetcher(FetchSettings(
+            overrides={o.host: (o.ip, o.port) for o in parse_overrides(opts.upstream_overrides) if o.host != "*"},
+            ca_file=str(upstream_bundle),
+        )),
+        ledger=FileLedger(opts.data_dir / "provider-files.sqlite3"),
+    )
     master.addons.add(*default_addons())
     master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)
     limits = settings.limits
@@ -85,7 +96,7 @@ async def _serve(opts: ServeOptions) -> int:
         confdir=str(ca_dir(opts.data_dir)),
         connection_strategy="lazy",
         body_size_limit=str(limits.max_buffered_bytes),
-        ssl_verify_upstream_trusted_ca=str(_upstream_bundle(opts.data_dir, opts.upstream_ca)),
+        ssl_verify_upstream_trusted_ca=str(upstream_bundle),
         greenroom_upstream_override=list(opts.upstream_overrides),
         http3=False,
     )
@@ -112,6 +123,7 @@ async def _serve(opts: ServeOptions) -> int:
     watcher = ConfigWatcher(runtime, interval=settings.reload_interval_seconds).start() \
         if settings.reload_interval_seconds > 0 else None
 
+    purger = asyncio.create_task(_purge_periodically(runtime, recorder))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -129,7 +141,8 @@ async def _serve(opts: ServeOptions) -> int:
     await _quiet(run)
     if admin:
         await admin.stop()
-    gateway.sink.close()
+    purger.cancel()
+    gateway.close()
     log.info("stopped")
     return 0
 
@@ -138,6 +151,20 @@ def _recorder(data_dir: Path, settings: AuditSettings) -> Recorder:
     """The durable audit store (SQLite in the data dir, or PostgreSQL) with the inputs vault."""
     store = open_store(data_dir, settings)
     return Recorder(store, Vault(master_key_provider(data_dir), store), LogSink())
+
+
+async def _purge_periodically(runtime: Runtime, recorder: Recorder, every: float = 3600.0) -> None:
+    """Delete captured inputs older than each production's `retention_days`, hourly (and at start)."""
+    while True:
+        for production in runtime.current.config.productions:
+            try:
+                purged = await asyncio.to_thread(recorder.purge, production.retention_days, production.id)
+            except Exception as exc:  # noqa: BLE001 - retry next round; the failure is visible in the log
+                log.error("purge_failed", production=production.id, error=type(exc).__name__)
+                continue
+            if purged:
+                log.info("captures_purged", production=production.id, count=purged)
+        await asyncio.sleep(every)
 
 
 async def _wait_bound(master: Master, expected: int, run: asyncio.Task[None]) -> list[tuple[str, int]]:

@@ -31,6 +31,7 @@ __all__ = [
     "HttpRequest",
     "Inspection",
     "MessageInspection",
+    "ReferenceHook",
     "content_limits",
     "inspect_message",
     "inspect_request",
@@ -40,6 +41,8 @@ __all__ = [
 Pairs = tuple[tuple[str, str], ...]
 FindingsHook = Callable[[Inputs], list[Reason]]
 """Turns a request's Inputs into reasons (detectors and the production's policy plug in here)."""
+ReferenceHook = Callable[[Inputs], tuple[list[Reason], Inputs]]
+"""Checks a request's references: reasons, plus what fetched references carry (inspected like uploads)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +97,12 @@ def inspect_request(
     access: list[Reason],
     limits: Limits,
     findings: FindingsHook | None = None,
+    references: ReferenceHook | None = None,
 ) -> Inspection:
     """Inspect, rewrite and decide; never raises for bad input (it becomes a blocking reason)."""
     started = time.perf_counter()
     try:
-        result = _inspect(request, classification, production, access, limits, findings)
+        result = _inspect(request, classification, production, access, limits, findings, references)
     except InspectionError as exc:
         reason = Reason(exc.rule, Action.BLOCK, str(exc), location=exc.location)
         result = Inspection(decide(access, [reason]))
@@ -114,6 +118,7 @@ def _inspect(
     access: list[Reason],
     limits: Limits,
     findings_hook: FindingsHook | None,
+    reference_hook: ReferenceHook | None,
 ) -> Inspection:
     if len(request.body) > limits.max_body_bytes:
         raise _too_large(len(request.body), limits.max_body_bytes)
@@ -143,6 +148,10 @@ def _inspect(
     content = RequestContent(request.method, path, query, request.headers, body, request.header("content-type") or "",
                              parsed)
     inputs = extract_inputs(content, content_limits(limits))
+    if reference_hook is not None and inputs.references:
+        reference_reasons, fetched = reference_hook(inputs)
+        findings.extend(reference_reasons)
+        inputs = inputs.merged(fetched)
     if findings_hook is not None:
         findings.extend(findings_hook(inputs))
     decision = decide(access, findings)

@@ -96,7 +96,10 @@ class Recorder:
         self.store.close()
 
     def healthy(self) -> bool:
-        """Whether the store's writer is alive (for /readyz)."""
-        writer = getattr(self.store, "_writer", None)
-        closed = bool(getattr(self.store, "_closed", False))
-        return not closed and (writer is None or writer.is_alive())
+        """Whether the store can write (for /readyz)."""
+        probe = getattr(self.store, "healthy", None)
+        return bool(probe()) if callable(probe) else True
+
+    def purge(self, retention_days: int, production: str) -> int:
+        """Delete this production's captures older than its retention (metadata stays and verifies)."""
+        return self.vault.purge(retention_days, production) if self.vault is not None else 0

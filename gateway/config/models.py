@@ -37,6 +37,7 @@ __all__ = [
     "Production",
     "ProductionKind",
     "QuerySet",
+    "ReferencePolicy",
     "Registry",
     "Rewrite",
     "Role",
@@ -341,6 +342,21 @@ class Consent(Model):
     document: str = Field("", description="reference of the signed document")
 
 
+class ReferencePolicy(Model):
+    """What to do with content the provider would fetch or look up instead of receiving it."""
+
+    remote_urls: Literal["fetch", "block", "allow"] = Field(
+        "fetch",
+        description="remote URLs in a request (image_url, fileUri, ...): `fetch` them first and inspect the bytes "
+        "(an unreachable URL is refused), `block` them, or `allow` them unchecked",
+    )
+    unknown_file_ids: Action = Field(
+        Action.HOLD,
+        description="a provider file id that was not uploaded through Greenroom: allow, notify, hold or block "
+        "(an id uploaded by another production is always blocked)",
+    )
+
+
 class Production(Model):
     """One production's rules: approved tools, consents, licences, approvers."""
 
@@ -366,6 +382,9 @@ class Production(Model):
         default_factory=list, description="registry IP ids licensed to this production"
     )
     retention_days: int = Field(90, ge=1, le=3650, description="days captured inputs are kept before purge")
+    references: ReferencePolicy = Field(
+        default_factory=ReferencePolicy, description="remote URLs and provider file ids in requests"
+    )
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -243,6 +243,10 @@ async def openai_app(req: Req, send: Send) -> None:
         )
     if req.method == "POST" and req.path == "/v1/chat/completions":
         return await _chat_completions(req, send)
+    if req.method == "POST" and req.path == "/v1/files":
+        return await _json(send, {"id": "file-" + uuid.uuid4().hex[:24], "object": "file", "bytes": len(req.body),
+                                  "created_at": int(time.time()), "filename": "upload", "purpose": "user_data"},
+                           extra=_oai_headers())
     if req.method == "POST" and req.path == "/v1/responses":
         return await _responses(req, send)
     if req.method == "POST" and req.path == "/v1/images/generations":
@@ -598,9 +602,21 @@ async def elevenlabs_app(req: Req, send: Send) -> None:
 # Others
 
 
+_MEDIA = {
+    "/media/poster.png": Path(__file__).resolve().parents[2] / "config/demo/registry/ip/blue-meridian/poster.png",
+    "/media/face.png": Path(__file__).resolve().parents[2] / "config/demo/registry/talent/eileen-collins/reference.png",
+}
+
+
 async def example_org_app(req: Req, send: Send) -> None:
     if req.method in ("GET", "HEAD") and req.path in ("/", "/index.html"):
         return await _send(send, 200, EXAMPLE_ORG_HTML, "text/html; charset=UTF-8")
+    if req.method == "GET" and req.path in _MEDIA:  # remote media a request can reference (image_url)
+        return await _send(send, 200, _MEDIA[req.path].read_bytes(), "image/png")
+    if req.method == "GET" and req.path == "/media/redirect":
+        await send({"type": "http.response.start", "status": 302,
+                    "headers": [(b"location", b"/media/poster.png"), (b"content-length", b"0")]})
+        return await send({"type": "http.response.body", "body": b""})
     return await _send(send, 404, b"<!doctype html><title>404</title>\n", "text/html; charset=UTF-8")
 
 
