@@ -35,6 +35,7 @@ Webhooks (gateway.yaml `webhooks:`) are JSON POSTs signed with HMAC-SHA256 over
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import hashlib
 import hmac
@@ -507,7 +508,7 @@ class ApprovalStore:
             approvals = [a for a in approvals if a.status is wanted]
         return approvals
 
-    def trail(self, approval_id: str | None = None) -> list[TrailEntry]:
+    def trail(self, approval_id: str | None = None) -> builtins.list[TrailEntry]:
         """Recorded state changes in order (of one approval, or all)."""
         sql = "SELECT seq, approval_id, ts, action, actor, body, prev_hash, hash FROM approval_trail"
         params: tuple[Any, ...] = ()
@@ -518,9 +519,9 @@ class ApprovalStore:
             rows = session.fetchall(sql + " ORDER BY seq", params)
         return [TrailEntry(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7]) for r in rows]
 
-    def verify(self) -> list[str]:
+    def verify(self) -> builtins.list[str]:
         """Problems with the trail: a broken chain, or an approval whose row disagrees with its trail."""
-        problems: list[str] = []
+        problems: builtins.list[str] = []
         prev, expected_seq = _GENESIS, 1
         latest: dict[str, dict[str, Any]] = {}
         for entry in self.trail():
@@ -594,7 +595,7 @@ class ApprovalStore:
     @contextlib.contextmanager
     def _read(self) -> Iterator[Any]:
         try:
-            with self.db.transaction(write=False) as session:  # type: ignore[call-arg]
+            with self.db.transaction(write=False) as session:
                 yield session
         except AuditError as exc:
             raise ApprovalError(f"approval store: {exc}") from exc

@@ -109,7 +109,7 @@ def _config(args: argparse.Namespace) -> GatewayConfig | None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    with open_workflow(args.data_dir, _config(args)) as (approvals, _audit):
+    with open_workflow(args.data_dir, _config(args), record=False) as (approvals, _audit):
         found = approvals.list(production=args.production, status=args.status)
     if args.format == "json":
         json.dump([a.as_dict() for a in found], sys.stdout, indent=2, ensure_ascii=False)

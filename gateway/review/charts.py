@@ -51,7 +51,7 @@ def stacked_bars(
     ]
     for i, bucket in enumerate(buckets):
         x = left + i * step + (step - bar_w) / 2
-        y = top + plot_h
+        y: float = top + plot_h
         for index, (name, values) in enumerate(series.items()):
             value = values[i]
             if not value:
