@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -301,3 +303,45 @@ def test_webhook_secret_must_be_available() -> None:
 def test_example_documents_every_webhook_option() -> None:
     text = (ROOT / "config" / "example" / "gateway.yaml").read_text()
     assert [f for f in WebhookSettings.model_fields if not re.search(rf"(?<![\w-]){f}:", text)] == []
+
+
+# --- PostgreSQL (the audit store's database, when it is configured) --------------------------------
+
+PG_BASE = os.environ.get("GREENROOM_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_store(clock: Clock):
+    """An approval store in a fresh schema of the local PostgreSQL (the same one the audit tests use)."""
+    import psycopg
+
+    from gateway.audit.postgres import PostgresDatabase
+
+    schema = f"gr_apr_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    store = ApprovalStore(PostgresDatabase(f"{PG_BASE}?options=-csearch_path%3D{schema}"), config=CONFIG, clock=clock)
+    yield store
+    store.close()
+    with psycopg.connect(PG_BASE, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def test_postgres_binding_expiry_idempotence_and_trail(pg_store, clock) -> None:
+    """The same workflow on PostgreSQL: one pending hold under concurrency, exact binding, expiry, chain."""
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda: ids.append(hold(pg_store).id)) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(ids)) == 1
+    with pytest.raises(NotAnApproverError):
+        pg_store.approve(ids[0], "dave", "no")
+    pg_store.approve(ids[0], "erin", "ok", expires=clock.now + 60)
+    assert pg_store.find_grant("northern-lights", "pii.email", (B, A)) is not None
+    assert pg_store.find_grant("northern-lights", "pii.email", (A, C)) is None
+    clock.now += 61
+    assert pg_store.find_grant("northern-lights", "pii.email", (A, B)) is None
+    assert pg_store.get(ids[0]).status is ApprovalStatus.EXPIRED
+    assert pg_store.verify() == []
