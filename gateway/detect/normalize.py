@@ -34,13 +34,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = ["Normalized", "OffsetMap", "Squeezed", "fold", "fold_many", "normalize"]
 
-Offsets = npt.NDArray[np.int32]
+Offsets = npt.NDArray[np.signedinteger[Any]]
+Codes = npt.NDArray[np.unsignedinteger[Any]]
 
 _MARKS = frozenset({"Mn", "Me"})
 _LEET = {"4": "a", "@": "a", "3": "e", "5": "s", "$": "s", "7": "t", "€": "e", "i": "l", "!": "l", "|": "l"}
@@ -51,7 +53,6 @@ _IGNORABLE_RANGES = (
     (0xE0000, 0xE0FFF),
 )
 _FIXPOINT_ROUNDS = 4
-_SPELT_OUT_GAP = 6
 
 
 @cache
@@ -121,7 +122,7 @@ class _KeyTable:
         self.lengths = np.zeros(0, dtype=np.int32)
         self.learn(np.arange(128, dtype=np.uint32))
 
-    def rows_of(self, codes: npt.NDArray[np.uint32]) -> npt.NDArray[np.int32]:
+    def rows_of(self, codes: Codes) -> npt.NDArray[np.int32]:
         """The table row of every code point in `codes`, learning the ones never seen."""
         rows = self.rows[codes]
         if (rows < 0).any():
@@ -129,7 +130,7 @@ class _KeyTable:
             rows = self.rows[codes]
         return rows
 
-    def learn(self, codes: npt.NDArray[np.uint32]) -> None:
+    def learn(self, codes: Codes) -> None:
         """Make sure every code point in `codes` has a key."""
         with self._lock:
             unknown = np.unique(codes[self.rows[codes] < 0])
@@ -152,6 +153,10 @@ _ASCII_ONE_TO_ONE = bytes(ord(key) if len(key) == 1 else code for code, key in e
     range(128, 256)
 )
 _ASCII_WORDS = np.array([chr(code).isalnum() for code in range(128)], dtype=bool)
+_DROPPED = np.uint32(0xFFFF_FFFF)  # marks code points whose key is empty, removed after splicing
+_ASCII_WORD_FLAGS = bytes(int(chr(code).isalnum()) for code in range(128)) + bytes(128)
+_ASCII_IRREGULAR_FLAGS = bytes(int(len(key) != 1) for key in _ASCII_KEYS) + bytes(128)
+_ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
 _ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
 
 
@@ -175,13 +180,17 @@ def fold_many(texts: Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Squeezed:
-    """The key with separators dropped; `positions[i]` is the key index of `text[i]`.
-
-    Where only parts of the key were squeezed, the parts are kept apart by a single space.
-    """
+    """A key with every character but letters and digits dropped."""
 
     text: str
-    positions: Offsets
+    key: str
+
+    def positions(self) -> Offsets:
+        """`positions()[i]` is the key index of `text[i]` (computed on demand: most texts have no squeezed hit)."""
+        if self.key.isascii():
+            flags = self.key.encode("ascii").translate(_ASCII_WORD_FLAGS)
+            return np.flatnonzero(np.frombuffer(flags, dtype=np.bool_))
+        return np.flatnonzero(_word_characters()[_codes(self.key)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,12 +208,11 @@ class OffsetMap:
     shifts: Offsets
 
     @classmethod
-    def from_lengths(cls, lengths: Offsets) -> OffsetMap:
-        """From the key length of every original character."""
-        sources = np.flatnonzero(lengths != 1).astype(np.int32)
-        irregular = lengths[sources].astype(np.int32)
-        shifts = np.cumsum(irregular - 1, dtype=np.int32)
-        return cls(sources + shifts - (irregular - 1), sources, irregular, shifts)
+    def from_irregular(cls, sources: Offsets, lengths: Offsets) -> OffsetMap:
+        """From the original characters whose key is not one character long (ascending) and their key lengths."""
+        sources, lengths = sources.astype(np.int32), lengths.astype(np.int32)
+        shifts = np.cumsum(lengths - 1, dtype=np.int32)
+        return cls(sources + shifts - (lengths - 1), sources, lengths, shifts)
 
     def origins(self, keys: Offsets) -> Offsets:
         """The original index of every key index in `keys`."""
@@ -255,110 +263,73 @@ class Normalized:
         following = np.where(at_end, self.source_length, after)
         return first, np.maximum(last + 1, following), whole
 
-    def squeezed(self, reach: int | None = None, min_letters: int = 10) -> Squeezed:
-        """The key without separators, for long terms written `T.o.m H.a.n.k.s` or `#TomHanks`.
-
-        With `reach`, only the neighbourhood (`reach` key characters either side) of places
-        where separators could hide a term is squeezed: letters joined by punctuation (`a.b`,
-        `a_b`), runs of at least `min_letters` letters (`EileenCollins`) and three or more single
-        letters in a row (`T o m`). Elsewhere a term written with ordinary spaces is already
-        found unsqueezed.
-        """
+    def squeezed(self) -> Squeezed:
+        """The key without separators, for long terms written `T.o.m H.a.n.k.s` or `#TomHanks`."""
+        if self.text.isascii():
+            return Squeezed(self.text.encode("ascii").translate(None, _ASCII_SEPARATORS).decode("ascii"), self.text)
         codes = _codes(self.text)
-        words = (_ASCII_WORDS if codes.dtype == np.uint8 else _word_characters())[codes]
-        if reach is None:
-            selected = words
-        else:
-            include = _suspicious(codes, words, reach, min_letters)
-            gaps = ~include & np.concatenate(([True], include[:-1]))
-            selected = (words & include) | gaps
-            codes = np.where(gaps, 0x20, codes).astype(codes.dtype)
-        positions = np.flatnonzero(selected).astype(np.int32)
-        return Squeezed(_text_of(codes[positions]), positions)
+        return Squeezed(_text_of(codes[_word_characters()[codes]]), self.text)
 
 
 def normalize(text: str) -> Normalized:
     """Fold `text` to its matching key, keeping where each key character came from."""
-    codes, lengths = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
-    codes, lengths = _collapse_spaces(codes, lengths)
-    return Normalized(_text_of(codes), OffsetMap.from_lengths(lengths), len(text))
+    codes, sources, lengths = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
+    codes, sources, lengths = _collapse_spaces(codes, sources, lengths, len(text))
+    return Normalized(_text_of(codes), OffsetMap.from_irregular(sources, lengths), len(text))
 
 
-def _fold_ascii(text: str) -> tuple[npt.NDArray[np.uint32], Offsets]:
+def _fold_ascii(text: str) -> tuple[Codes, Offsets, Offsets]:
     """ASCII fast path: a byte translation plus the few expansions (m → rn)."""
     raw = text.encode("ascii")
     mapped = raw.translate(_ASCII_ONE_TO_ONE)
     for code, key in _ASCII_EXPANSIONS:
         mapped = mapped.replace(bytes([code]), key.encode("ascii"))
-    return np.frombuffer(mapped, dtype=np.uint8), _ASCII_LENGTHS[np.frombuffer(raw, dtype=np.uint8)]
+    sources = np.flatnonzero(np.frombuffer(raw.translate(_ASCII_IRREGULAR_FLAGS), dtype=np.bool_))
+    lengths = _ASCII_LENGTHS[np.frombuffer(raw, dtype=np.uint8)[sources]]
+    return np.frombuffer(mapped, dtype=np.uint8), sources, lengths
 
 
-def _fold_unicode(text: str) -> tuple[npt.NDArray[np.uint32], Offsets]:
-    """Any text: look every code point up in the key table and lay the keys end to end."""
+def _fold_unicode(text: str) -> tuple[Codes, Offsets, Offsets]:
+    """Any text: every code point's key from the table; only the few keys not one character long are spliced."""
     source = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     rows = _TABLE.rows_of(source)
     lengths = _TABLE.lengths[rows]
-    if (lengths == 1).all():
-        return _TABLE.keys[rows, 0], lengths
-    owner = np.repeat(np.arange(len(source), dtype=np.int32), lengths)
-    column = np.arange(len(owner), dtype=np.int32) - np.repeat(np.cumsum(lengths, dtype=np.int32) - lengths, lengths)
-    return _TABLE.keys[rows[owner], column], lengths
+    codes = _TABLE.keys[rows, 0]
+    irregular = np.flatnonzero(lengths != 1)
+    if not len(irregular):
+        return codes, irregular, lengths[irregular]
+    codes[irregular[lengths[irregular] == 0]] = _DROPPED
+    longer = irregular[lengths[irregular] > 1]
+    if len(longer):
+        extra = lengths[longer] - 1
+        owners = np.repeat(longer, extra)
+        columns = np.arange(len(owners)) - np.repeat(np.cumsum(extra) - extra, extra) + 1
+        codes = np.insert(codes, owners + 1, _TABLE.keys[rows[owners], columns])
+    return codes[codes != _DROPPED], irregular, lengths[irregular]
 
 
-def _collapse_spaces(codes: npt.NDArray[np.uint32], lengths: Offsets) -> tuple[npt.NDArray[np.uint32], Offsets]:
+def _collapse_spaces(
+    codes: Codes, sources: Offsets, lengths: Offsets, size: int
+) -> tuple[Codes, Offsets, Offsets]:
     """Runs of spaces in the key become one space; the original characters behind the others fold to nothing."""
     spaces = codes == 0x20
     if len(codes) < 2 or not (spaces[1:] & spaces[:-1]).any():
-        return codes, lengths
-    removed = np.flatnonzero(spaces[1:] & spaces[:-1]).astype(np.int32) + 1
-    lengths = lengths.astype(np.int32)
-    lengths -= np.bincount(OffsetMap.from_lengths(lengths).origins(removed), minlength=len(lengths)).astype(np.int32)
-    return np.delete(codes, removed), lengths
+        return codes, sources, lengths
+    removed = np.flatnonzero(spaces[1:] & spaces[:-1]) + 1
+    full = np.ones(size, dtype=np.int32)
+    full[sources] = lengths
+    full -= np.bincount(OffsetMap.from_irregular(sources, lengths).origins(removed), minlength=size).astype(np.int32)
+    irregular = np.flatnonzero(full != 1)
+    return np.delete(codes, removed), irregular, full[irregular]
 
 
-def _suspicious(
-    codes: npt.NDArray[np.uint32], words: npt.NDArray[np.bool_], reach: int, min_letters: int
-) -> npt.NDArray[np.bool_]:
-    """Key positions within `reach` of letters joined by punctuation, long letter runs or spelt-out letters."""
-    padded = np.zeros(len(words) + 2, dtype=np.int8)
-    padded[1:-1] = words
-    edges = padded[1:] - padded[:-1]
-    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    long_runs = np.flatnonzero(run_ends - run_starts >= min_letters)
-    singles = run_ends - run_starts == 1
-    spelt = np.flatnonzero(
-        singles[:-2] & singles[1:-1] & singles[2:] & (run_starts[2:] - run_ends[:-2] <= _SPELT_OUT_GAP)
-    )
-    joined = np.flatnonzero(~words[1:-1] & (codes[1:-1] != 0x20) & words[:-2] & words[2:]) + 1
-    begins = np.concatenate((run_starts[long_runs], run_starts[spelt], joined)) - reach
-    ends = np.concatenate((run_ends[long_runs], run_ends[spelt + 2], joined + 1)) + reach
-    return _covered(np.clip(begins, 0, len(codes)), np.clip(ends, 0, len(codes)), len(codes))
-
-
-def _covered(begins: npt.NDArray[np.int64], ends: npt.NDArray[np.int64], size: int) -> npt.NDArray[np.bool_]:
-    """A mask of the positions inside any of the intervals [begins[i], ends[i])."""
-    covered = np.zeros(size, dtype=bool)
-    if not len(begins):
-        return covered
-    order = np.argsort(begins, kind="stable")
-    begins, reach = begins[order], np.maximum.accumulate(ends[order])
-    fresh = np.ones(len(begins), dtype=bool)
-    fresh[1:] = begins[1:] > reach[:-1]
-    firsts = np.flatnonzero(fresh)
-    lasts = np.concatenate((firsts[1:] - 1, [len(begins) - 1]))
-    delta = np.zeros(size + 1, dtype=np.int8)
-    delta[begins[firsts]] = 1
-    delta[reach[lasts]] -= 1
-    return np.cumsum(delta[:-1], dtype=np.int8) > 0
-
-
-def _codes(text: str) -> npt.NDArray[np.uint32]:
+def _codes(text: str) -> Codes:
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _text_of(codes: npt.NDArray[np.uint32]) -> str:
+def _text_of(codes: Codes) -> str:
     if not len(codes):
         return ""
     if codes.dtype == np.uint8:

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import ahocorasick_rs
 import numpy as np
+import numpy.typing as npt
 
 from gateway.config.models import ConfidentialTerm, GatewayConfig, Production, Registry
 from gateway.content.inputs import Inputs
@@ -45,6 +47,7 @@ SQUEEZE_MIN_LETTERS = 10
 """Terms whose key has at least this many letters are also matched with separators dropped."""
 
 _SEPARATOR = "\n"
+_SEPARATORS = re.compile(r"[\W_]+")
 _MIN_KEY_LETTERS = 2
 _SPELT_OUT_RUN = 2
 _PLAIN_SCORE = 1.0
@@ -120,7 +123,6 @@ class TermIndex:
         self._plain = _automaton([p.key for p in self._patterns])
         self._long = tuple(p for p in self._patterns if len(_squeeze(p.key)) >= SQUEEZE_MIN_LETTERS)
         self._squeezed = _automaton([_squeeze(p.key) for p in self._long])
-        self._reach = max((len(p.key) for p in self._long), default=0)
 
     @classmethod
     def from_registry(cls, registry: Registry) -> TermIndex:
@@ -142,37 +144,40 @@ class TermIndex:
         joined = _SEPARATOR.join(texts)
         starts = _starts(texts)
         normalized = normalize(joined)
-        occurrences = self._plain_occurrences(joined, normalized)
-        seen = {(o.pattern.key, o.span) for o in occurrences}
-        squeezed = self._squeezed_occurrences(joined, normalized)
-        occurrences += [o for o in squeezed if (o.pattern.key, o.span) not in seen]
+        matches = _find(self._plain, normalized.text)
+        occurrences = self._plain_occurrences(joined, normalized, matches)
+        plain = {(self._patterns[index].key, start, end) for index, start, end in matches.tolist()}
+        occurrences += self._squeezed_occurrences(joined, normalized, plain)
         return [hit for o in occurrences for hit in _hits(o, joined, texts, starts)]
 
-    def _plain_occurrences(self, joined: str, normalized: Normalized) -> list[_Occurrence]:
-        if self._plain is None:
+    def _plain_occurrences(
+        self, joined: str, normalized: Normalized, matches: npt.NDArray[np.int64]
+    ) -> list[_Occurrence]:
+        if not len(matches):
             return []
-        matches = self._plain.find_matches_as_indexes(normalized.text, overlapping=True)
-        if not matches:
-            return []
-        indexes, starts, ends = np.array(matches, dtype=np.int32).T
-        firsts, lasts, whole = normalized.spans(starts, ends)
+        firsts, lasts, whole = normalized.spans(matches[:, 1], matches[:, 2])
         found = []
-        kept = zip(indexes[whole].tolist(), firsts[whole].tolist(), lasts[whole].tolist(), strict=True)
+        kept = zip(matches[whole, 0].tolist(), firsts[whole].tolist(), lasts[whole].tolist(), strict=True)
         for index, first, last in kept:
             pattern = self._patterns[index]
             if _bounded(joined, (first, last), pattern) and _cased(joined, (first, last), pattern):
                 found.append(_Occurrence(pattern, (first, last), squeezed=False))
         return found
 
-    def _squeezed_occurrences(self, joined: str, normalized: Normalized) -> list[_Occurrence]:
-        if self._squeezed is None:
+    def _squeezed_occurrences(
+        self, joined: str, normalized: Normalized, plain: set[tuple[str, int, int]]
+    ) -> list[_Occurrence]:
+        """Hits of the squeezed automaton that the plain one did not already make (same term, same key range)."""
+        squeezed = normalized.squeezed()
+        matches = _find(self._squeezed, squeezed.text)
+        if not len(matches):
             return []
-        squeezed = normalized.squeezed(self._reach, SQUEEZE_MIN_LETTERS)
-        matches = self._squeezed.find_matches_as_indexes(squeezed.text, overlapping=True)
+        positions = squeezed.positions()
         candidates = [
-            (self._long[index], squeezed.positions[start:end])
-            for index, start, end in matches
-            if _separated_like(squeezed.positions[start:end], self._long[index])
+            (self._long[index], positions[start:end])
+            for index, start, end in matches.tolist()
+            if (self._long[index].key, int(positions[start]), int(positions[end - 1]) + 1) not in plain
+            and _separated_like(positions[start:end], self._long[index])
         ]
         if not candidates:
             return []
@@ -289,7 +294,7 @@ def _finding(hit: TermHit, inputs: Inputs, detector: str) -> Finding:
 
 
 def _checked_key(term: Term, key: str) -> str:
-    if sum(c.isalnum() for c in key) < _MIN_KEY_LETTERS:
+    if len(_squeeze(key)) < _MIN_KEY_LETTERS:
         raise ConfigError(f"{term.kind} {term.entity}: a {term.role} has fewer than {_MIN_KEY_LETTERS} letters "
                           "once normalised; remove it or spell it out")
     return key
@@ -311,26 +316,51 @@ def _common_keys() -> frozenset[str]:
     return frozenset(fold(word) for word in _COMMON_WORDS_TEXT.split())
 
 
-def _automaton(keys: list[str]) -> ahocorasick_rs.AhoCorasick | None:
+def _automaton(keys: list[str]) -> ahocorasick_rs.BytesAhoCorasick | None:
+    """A DFA over the keys' UTF-8 bytes: the fastest search (about 60 MB of memory per 100,000 terms)."""
     if not keys:
         return None
-    return ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MatchKind.Standard)
+    return ahocorasick_rs.BytesAhoCorasick(
+        [key.encode("utf-8", "surrogatepass") for key in keys],
+        matchkind=ahocorasick_rs.MatchKind.Standard,
+        implementation=ahocorasick_rs.Implementation.DFA,
+    )
+
+
+def _find(automaton: ahocorasick_rs.BytesAhoCorasick | None, text: str) -> npt.NDArray[np.int64]:
+    """Every (pattern, start, end) in `text`, overlapping, in characters."""
+    if automaton is None or not text:
+        return np.zeros((0, 3), dtype=np.int64)
+    data = text.encode("utf-8", "surrogatepass")
+    found = automaton.find_matches_as_indexes(data, overlapping=True)
+    matches = np.array(found, dtype=np.int64).reshape(-1, 3)
+    if len(data) != len(text) and len(matches):
+        matches[:, 1:] = _characters_before(data, matches[:, 1:])
+    return matches
+
+
+def _characters_before(data: bytes, offsets: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Character offsets of UTF-8 byte offsets (decoding each stretch between hits once)."""
+    unique = np.unique(offsets)
+    counts, position, characters = [], 0, 0
+    for offset in unique.tolist():
+        characters += len(data[position:offset].decode("utf-8", "surrogatepass"))
+        counts.append(characters)
+        position = offset
+    return np.array(counts, dtype=np.int64)[np.searchsorted(unique, offsets)]
 
 
 def _squeeze(key: str) -> str:
-    return "".join(c for c in key if c.isalnum())
+    return _SEPARATORS.sub("", key)
 
 
 def _breaks(key: str) -> frozenset[int]:
     """Squeezed positions before which the key had a separator."""
-    breaks, letters, separated = set(), 0, False
-    for char in key:
-        if not char.isalnum():
-            separated = True
-            continue
-        if separated and letters:
+    breaks, letters = set(), 0
+    for part in _SEPARATORS.split(key):
+        if part and letters:
             breaks.add(letters)
-        letters, separated = letters + 1, False
+        letters += len(part)
     return frozenset(breaks)
 
 

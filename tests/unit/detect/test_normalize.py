@@ -127,15 +127,15 @@ def test_squeezed_drops_separators(written: str) -> None:
     assert "tornhanks" in squeezed.text
 
 
-def test_squeezed_with_reach_keeps_ordinary_prose_apart() -> None:
-    """Squeezing only near suspicious places keeps the rest separated by spaces, so words never run together."""
-    normalized = normalize("the call sheet is final and E.i.l.e.e.n is here")
-    squeezed = normalized.squeezed(reach=4, min_letters=10)
-    assert "elleen" in squeezed.text
-    assert "thecall" not in squeezed.text
-    for index, position in enumerate(squeezed.positions.tolist()):
-        if squeezed.text[index] != " ":
-            assert normalized.text[position] == squeezed.text[index]
+@pytest.mark.parametrize("text", ["the call sheet, E.i.l.e.e.n!", "Москва_東京 é", "", "!!"])
+def test_squeezed_positions_point_at_the_kept_characters(text: str) -> None:
+    """Each squeezed character sits at its position in the key (ASCII and non-ASCII paths)."""
+    normalized = normalize(text)
+    squeezed = normalized.squeezed()
+    positions = squeezed.positions().tolist()
+    assert len(positions) == len(squeezed.text)
+    assert all(normalized.text[p] == c for p, c in zip(positions, squeezed.text, strict=True))
+    assert all(c.isalnum() for c in squeezed.text)
 
 
 def test_empty_text() -> None:
