@@ -74,6 +74,7 @@ __all__ = [
     "WebhookDispatcher",
     "approval_link",
     "binding_key",
+    "granted_reason",
     "hold_rule",
     "open_approvals",
     "sign_webhook",
@@ -192,6 +193,18 @@ def hold_rule(decision: Decision) -> str:
     """The rule an approval for this decision is bound to: its holding rules, sorted, joined by `+`."""
     rules = sorted({r.rule for r in decision.reasons if r.action is Action.HOLD})
     return "+".join(rules)
+
+
+def granted_reason(approval: Approval) -> Reason:
+    """The reason the proxy records when a grant lets a held request through: `approval.granted`
+    (action allow), naming the approval, the approver and when they approved."""
+    return Reason(
+        GRANTED_RULE,
+        Action.ALLOW,
+        message=f"approved by {approval.decided_by} at {_iso(approval.decided_at)}",
+        entity=approval.id,
+        detector="approvals",
+    )
 
 
 def approval_link(review_url: str, approval_id: str) -> str:

@@ -25,6 +25,7 @@ from gateway.approvals import (
     UnknownApprovalError,
     WebhookDispatcher,
     approval_link,
+    granted_reason,
     hold_rule,
     open_approvals,
     sign_webhook,
@@ -87,6 +88,13 @@ def test_grant_is_bound_to_production_rule_and_exact_content(store, retried, rul
     assert (found is not None) is granted
     if granted:
         assert found.id == approval.id and found.decided_by == "erin"
+
+
+def test_granted_reason_names_approver_and_time(store, clock) -> None:
+    approval = hold(store)
+    reason = granted_reason(store.approve(approval.id, "erin", "ok"))
+    assert (reason.rule, reason.action, reason.entity) == ("approval.granted", Action.ALLOW, approval.id)
+    assert reason.message == "approved by erin at 2027-01-15T08:00:00Z"
 
 
 def test_pending_and_denied_grant_nothing(store) -> None:
