@@ -48,6 +48,17 @@ SQUEEZE_MIN_LETTERS = 10
 
 _SEPARATOR = "\n"
 _SEPARATORS = re.compile(r"[\W_]+")
+_UNSPACED_SCRIPTS = (
+    (0x0E00, 0x0EFF),    # Thai, Lao
+    (0x1000, 0x109F),    # Myanmar
+    (0x1780, 0x17FF),    # Khmer
+    (0x3040, 0x30FF),    # Hiragana, Katakana
+    (0x3400, 0x4DBF),    # CJK extension A
+    (0x4E00, 0x9FFF),    # CJK unified ideographs
+    (0xF900, 0xFAFF),    # CJK compatibility ideographs
+    (0x20000, 0x3134F),  # CJK extensions B–G
+)
+"""Scripts written without spaces between words: a term there has no word boundary to check."""
 _MIN_KEY_LETTERS = 2
 _SPELT_OUT_RUN = 2
 _PLAIN_SCORE = 1.0
@@ -304,8 +315,8 @@ def _pattern(key: str, terms: tuple[Term, ...]) -> _Pattern:
     return _Pattern(
         key=key,
         terms=terms,
-        word_start=key[0].isalnum(),
-        word_end=key[-1].isalnum(),
+        word_start=_bounded_letter(key[0]),
+        word_end=_bounded_letter(key[-1]),
         breaks=_breaks(key),
         proper=" " not in key and key in _common_keys(),
     )
@@ -348,6 +359,11 @@ def _characters_before(data: bytes, offsets: npt.NDArray[np.int64]) -> npt.NDArr
         counts.append(characters)
         position = offset
     return np.array(counts, dtype=np.int64)[np.searchsorted(unique, offsets)]
+
+
+def _bounded_letter(char: str) -> bool:
+    """Does a term edge on this character need a word boundary? Not in scripts written without spaces."""
+    return char.isalnum() and not any(low <= ord(char) <= high for low, high in _UNSPACED_SCRIPTS)
 
 
 def _squeeze(key: str) -> str:

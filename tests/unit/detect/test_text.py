@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,30 @@ NEAR_MISSES = [
 def test_near_misses(case: str, text: str) -> None:
     """Partial names, longer words and ordinary prose are not registered names."""
     assert found(text) == []
+
+
+def test_terms_in_scripts_without_spaces() -> None:
+    """A Japanese title inside Japanese text has no word boundaries to check, and is still found."""
+    index = TermIndex([Term("東京物語", "ip_reference", "tokyo-story", "title")])
+    assert found("私は東京物語が好きです", index) == [("tokyo-story", "東京物語")]
+    assert found("東京の物語", index) == []
+
+
+def test_empty_index_and_no_texts() -> None:
+    """No terms or no texts: nothing found, nothing raised."""
+    assert TermIndex([]).search(["Eileen Collins"]) == []
+    assert INDEX.search([]) == []
+    assert INDEX.search(["", ""]) == []
+
+
+def test_concurrent_searches_agree() -> None:
+    """One index shared by many threads (the detector pool) gives every thread the same answer."""
+    texts = [f"{prefix} Еіlееn Соllіns and Captain Ysolde Varga {suffix}" for prefix, suffix in
+             [("ℌ𝔢𝔩𝔩𝔬", "ↈ"), ("スター", "ꙮ"), ("Ωμέγα", "🎬"), ("ok", "ok")]]
+    expected = [found(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(found, texts * 25))
+    assert results == expected * 25
 
 
 def test_overlapping_terms_are_all_reported() -> None:
