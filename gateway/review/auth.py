@@ -10,6 +10,7 @@ wrong passwords for one user name lock it out for a while.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -25,7 +26,11 @@ from gateway.passwords import hash_password, verify_password
 
 __all__ = ["Session", "SessionStore", "authenticate", "load_or_create_key"]
 
-_DUMMY_HASH = hash_password("greenroom-review-no-such-user", log2_n=14)
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check unknown names against, so they cost as much as known ones (made on first use)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def load_or_create_key(path: Path) -> bytes:
@@ -146,7 +151,7 @@ def authenticate(config: GatewayConfig, name: str, password: str) -> User | None
     """The user when the password matches its scrypt hash; None otherwise (same work either way)."""
     user = config.user(name)
     if user is None:
-        verify_password(password, _DUMMY_HASH)
+        verify_password(password, _dummy_hash())
         return None
     return user if verify_password(password, user.password_hash) else None
 
