@@ -108,42 +108,46 @@ def _fold_char(char: str) -> str:
 class _KeyTable:
     """Keys of every code point seen so far, as dense arrays for vectorised lookups.
 
-    `rows[code point]` is -1 until the code point is first seen; then its key (at most `WIDTH`
-    characters, padded) is `keys[row]` and its length `lengths[row]`. Tables only grow, and grow
-    under a lock: a caller that has `learn`ed its code points may read them lock-free.
+    `lengths[code point]` is `UNKNOWN` until the code point is first seen; then it is the length
+    of its key, `firsts[code point]` the key's first character, and the whole key (at most
+    `WIDTH` characters, padded) is `keys[rows[code point]]`. Tables only grow, and grow under a
+    lock, `lengths` last: a caller that sees a known length may read the rest lock-free.
     """
 
     WIDTH = 18  # the longest NFKC expansion (U+FDFA)
+    UNKNOWN = 255
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.lengths = np.full(0x110000, self.UNKNOWN, dtype=np.uint8)
+        self.firsts = np.zeros(0x110000, dtype=np.uint32)
         self.rows = np.full(0x110000, -1, dtype=np.int32)
         self.keys = np.zeros((0, self.WIDTH), dtype=np.uint32)
-        self.lengths = np.zeros(0, dtype=np.int32)
         self.learn(np.arange(128, dtype=np.uint32))
 
-    def rows_of(self, codes: Codes) -> npt.NDArray[np.int32]:
-        """The table row of every code point in `codes`, learning the ones never seen."""
-        rows = self.rows[codes]
-        if (rows < 0).any():
+    def lengths_of(self, codes: Codes) -> npt.NDArray[np.uint8]:
+        """The key length of every code point in `codes`, learning the ones never seen."""
+        lengths = self.lengths[codes]
+        if (lengths == self.UNKNOWN).any():
             self.learn(codes)
-            rows = self.rows[codes]
-        return rows
+            lengths = self.lengths[codes]
+        return lengths
 
     def learn(self, codes: Codes) -> None:
         """Make sure every code point in `codes` has a key."""
         with self._lock:
-            unknown = np.unique(codes[self.rows[codes] < 0])
+            unknown = np.unique(codes[self.lengths[codes] == self.UNKNOWN])
             if not len(unknown):
                 return
             keys = [_fold_char(chr(code))[: self.WIDTH] for code in unknown.tolist()]
             block = np.zeros((len(keys), self.WIDTH), dtype=np.uint32)
             for index, key in enumerate(keys):
                 block[index, : len(key)] = [ord(c) for c in key]
-            first = len(self.lengths)
+            first = len(self.keys)
             self.keys = np.concatenate([self.keys, block])
-            self.lengths = np.concatenate([self.lengths, np.array([len(k) for k in keys], dtype=np.int32)])
             self.rows[unknown] = np.arange(first, first + len(keys), dtype=np.int32)
+            self.firsts[unknown] = block[:, 0]
+            self.lengths[unknown] = [len(k) for k in keys]
 
 
 _TABLE = _KeyTable()
@@ -292,20 +296,20 @@ def _fold_ascii(text: str) -> tuple[Codes, Offsets, Offsets]:
 def _fold_unicode(text: str) -> tuple[Codes, Offsets, Offsets]:
     """Any text: every code point's key from the table; only the few keys not one character long are spliced."""
     source = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    rows = _TABLE.rows_of(source)
-    lengths = _TABLE.lengths[rows]
-    codes = _TABLE.keys[rows, 0]
+    lengths = _TABLE.lengths_of(source)
+    codes = _TABLE.firsts[source]
     irregular = np.flatnonzero(lengths != 1)
     if not len(irregular):
-        return codes, irregular, lengths[irregular]
-    codes[irregular[lengths[irregular] == 0]] = _DROPPED
-    longer = irregular[lengths[irregular] > 1]
+        return codes, irregular, lengths[irregular].astype(np.int32)
+    irregular_lengths = lengths[irregular].astype(np.int32)
+    codes[irregular[irregular_lengths == 0]] = _DROPPED
+    longer = irregular[irregular_lengths > 1]
     if len(longer):
-        extra = lengths[longer] - 1
+        extra = irregular_lengths[irregular_lengths > 1] - 1
         owners = np.repeat(longer, extra)
         columns = np.arange(len(owners)) - np.repeat(np.cumsum(extra) - extra, extra) + 1
-        codes = np.insert(codes, owners + 1, _TABLE.keys[rows[owners], columns])
-    return codes[codes != _DROPPED], irregular, lengths[irregular]
+        codes = np.insert(codes, owners + 1, _TABLE.keys[_TABLE.rows[source[owners]], columns])
+    return codes[codes != _DROPPED], irregular, irregular_lengths
 
 
 def _collapse_spaces(
