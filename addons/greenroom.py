@@ -35,6 +35,7 @@ from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
 from gateway.config.models import Action, Capability, ErrorFormat, Production
 from gateway.content.inputs import Inputs
 from gateway.decision import Decision, Reason, RewriteRecord, combine
+from gateway.errors import InspectionError
 from gateway.identity import Principal, parse_basic
 from gateway.inspection import (
     HttpRequest,
@@ -51,6 +52,7 @@ from gateway.references import FileLedger, RemoteFetcher, reference_reasons, upl
 from gateway.refusal import Refusal, proxy_auth_required, render_refusal
 from gateway.runtime import Generation, Runtime
 from gateway.tools.catalog import Classification, normalize_path
+from gateway.uploads import ChunkHeld, ResumableUploads, parse_upload_command
 
 __all__ = ["FlowContext", "Greenroom"]
 
@@ -106,6 +108,7 @@ class Greenroom:
         self.fault = os.environ.get(FAULT_ENV, "")
         self.draining = False
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="greenroom-io")
+        self.uploads = ResumableUploads(runtime.current.config.settings.limits.max_body_bytes)
         self.inflight: set[str] = set()
         self._principals: MutableMapping[connection.Client, Principal] = weakref.WeakKeyDictionary()
 
@@ -214,6 +217,8 @@ class Greenroom:
                                                       "the body was streamed and could not be inspected")])
             return
         assert context.classification is not None and context.production is not None
+        if not await self._assemble_upload(flow, context):
+            return
         inspection, fingerprints = await self._inspect(flow, context)
         decision = inspection.decision
         if decision.stops:
@@ -543,6 +548,36 @@ class Greenroom:
             wants_html=_wants_html(flow),
         )
         return event, refusal
+
+    async def _assemble_upload(self, flow: http.HTTPFlow, context: FlowContext) -> bool:
+        """Resumable chunks are held here and the whole file goes on at finalize; False = answered here."""
+        endpoint = context.classification.endpoint if context.classification else None
+        if endpoint is None or endpoint.upload_protocol != "google_resumable":
+            return True
+        is_chunk, final = parse_upload_command(flow.request.headers.get("x-goog-upload-command"))
+        if not is_chunk:
+            return True
+        session = flow.request.host + normalize_path(flow.request.path) + "?" + \
+            flow.request.query.get("upload_id", flow.request.path)
+        owner = context.principal.user if context.principal else ""
+        try:
+            offset = int(flow.request.headers.get("x-goog-upload-offset", "0"))
+            result = self.uploads.accept(session, owner, offset, flow.request.raw_content or b"", final)
+        except (ValueError, InspectionError) as exc:
+            rule = exc.rule if isinstance(exc, InspectionError) else "content.uninspectable"
+            await self._refuse(flow, context, [Reason(rule, Action.BLOCK, str(exc), location="upload")],
+                               status=413 if rule == "content.too_large" else 403)
+            return False
+        if isinstance(result, ChunkHeld):
+            self._respond(flow, Refusal(200, (("x-goog-upload-status", "active"),
+                                              ("x-goog-upload-size-received", str(result.received)),
+                                              ("content-type", "text/plain")), b""))
+            context.event = None
+            return False
+        flow.request.raw_content = result.data
+        flow.request.headers["x-goog-upload-offset"] = "0"
+        flow.request.headers["content-length"] = str(len(result.data))
+        return True
 
     def _remember_uploads(self, flow: http.HTTPFlow, context: FlowContext) -> None:
         """Remember which production uploaded each provider file id, so later references can be checked."""

@@ -193,6 +193,11 @@ class Endpoint(Model):
     block_message: str = Field("", description="what the user should do instead (shown in the block)")
     rewrites: list[Rewrite] = Field(default_factory=list, description="retention/training rewrites")
     websocket: bool = Field(False, description="the endpoint is a WebSocket upgrade")
+    upload_protocol: Literal["none", "google_resumable"] = Field(
+        "none",
+        description="`google_resumable`: chunks are kept by the gateway and the whole file is inspected and sent "
+        "at finalize (Gemini Files API, Gemini web uploads)",
+    )
     message_rewrites: list[Rewrite] = Field(
         default_factory=list,
         description="rewrites applied to each JSON message the client sends on the WebSocket (json_set/json_remove)",

@@ -30,6 +30,7 @@ kind: documentary
 tools:
   openai-api: {tenant: org-doc}
   anthropic-api: {tenant: 11111111-2222-4333-8444-555555555555}
+  gemini-api: {}
 """
 
 DRAMA = """

@@ -15,7 +15,6 @@ from gateway.audit import AuditEvent, Outcome
 from gateway.runtime import Runtime
 
 
-
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -177,8 +176,8 @@ async def test_unapproved_tool_is_refused_before_the_body(addon: Greenroom, sink
         ("alice", "alice-pw", "api.openai.com", "/v1/traces/ingest", "retention.trace_ingest"),
         ("alice", "alice-pw", "chatgpt.com", "/backend-anon/conversation", "tool.consumer_endpoint"),
         (
-            "alice",
-            "alice-pw",
+            "bob",
+            "bob-pw",
             "generativelanguage.googleapis.com",
             "/v1beta/models/g:generateContent",
             "tool.unapproved",
@@ -415,3 +414,50 @@ async def test_proxy_never_connects_to_this_machine(addon: Greenroom, host: str)
                         headers={"Proxy-Authorization": basic("alice", "alice-pw")})
         await addon.requestheaders(plain)
         assert plain.response is not None and plain.response.status_code == 403
+
+
+def _png(width: int = 64, height: int = 48) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _upload_chunk(client: connection.Client, chunk: bytes, offset: int, final: bool) -> http.HTTPFlow:
+    command = "upload, finalize" if final else "upload"
+    return ai_flow(host="generativelanguage.googleapis.com", path="/upload/v1beta/files?upload_id=abc123",
+                   body=chunk, client=client,
+                   headers={"content-type": "application/octet-stream", "X-Goog-Upload-Command": command,
+                            "X-Goog-Upload-Offset": str(offset)})
+
+
+async def test_resumable_upload_is_inspected_whole(addon: Greenroom) -> None:
+    """Gemini resumable chunks are held by the gateway (answered `active`); at finalize the whole file is
+    inspected and forwarded as one final chunk at offset 0."""
+    data = _png() * 3
+    parts = [data[:100], data[100:250], data[250:]]
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        offset = 0
+        for index, part in enumerate(parts):
+            flow = await send(addon, _upload_chunk(client, part, offset, index == len(parts) - 1))
+            offset += len(part)
+            if index < len(parts) - 1:
+                assert flow.response is not None and flow.response.status_code == 200
+                assert flow.response.headers["x-goog-upload-status"] == "active"
+        assert flow.response is None  # forwarded
+        assert flow.request.raw_content == data
+        assert flow.request.headers["x-goog-upload-offset"] == "0"
+
+
+@pytest.mark.parametrize("first_offset", [5, 100])
+async def test_resumable_upload_with_a_gap_is_refused(addon: Greenroom, first_offset: int) -> None:
+    """A chunk whose offset does not continue the session is refused, never forwarded."""
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = await send(addon, _upload_chunk(client, b"x" * 10, first_offset, False))
+        assert flow.response is not None and flow.response.status_code == 403
+        assert "content.uninspectable" in flow.response.get_text()
