@@ -276,7 +276,7 @@ async def test_sse_response_is_streamed_and_counted(addon: Greenroom, sink: Reco
         assert flow.response.stream(b"data: 1\n\n") == b"data: 1\n\n"
         flow.response.stream(b"")
         addon.response(flow)
-        event, outcome = sink.completed[-1]
+        _, outcome = sink.completed[-1]
         assert outcome.streamed and outcome.response_bytes == len(b"data: 1\n\n")
 
 
@@ -400,7 +400,7 @@ async def test_decision_log_holds_no_content(runtime: Runtime) -> None:
         assert secret not in text
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "0.0.0.0", "admin.localhost"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]", "169.254.169.254", "0.0.0.0", "admin.localhost"])  # noqa: S104
 async def test_proxy_never_connects_to_this_machine(addon: Greenroom, host: str) -> None:
     """The admin listener and other local services are never reachable through the proxy."""
     with taddons.context(addon):
