@@ -123,27 +123,32 @@ class _Occurrence:
 
 
 class TermIndex:
-    """Many terms compiled once into Aho-Corasick automata over their normalised keys."""
+    """Many terms compiled once into Aho-Corasick automata over their normalised keys.
 
-    def __init__(self, terms: Iterable[Term]) -> None:
+    By default the automata are DFAs: the fastest search (55 MB/s end to end for 100,000 terms
+    here) at about 90 MB of memory per automaton per 100,000 terms. `compact=True` builds
+    contiguous NFAs instead: about 11 MB each, searching at roughly half the speed.
+    """
+
+    def __init__(self, terms: Iterable[Term], *, compact: bool = False) -> None:
         terms = list(terms)
         grouped: dict[str, list[Term]] = {}
         for term, key in zip(terms, fold_many([t.text for t in terms]), strict=True):
             grouped.setdefault(_checked_key(term, key), []).append(term)
         self._patterns = tuple(_pattern(key, tuple(found)) for key, found in grouped.items())
-        self._plain = _automaton([p.key for p in self._patterns])
+        self._plain = _automaton([p.key for p in self._patterns], compact)
         self._long = tuple(p for p in self._patterns if len(_squeeze(p.key)) >= SQUEEZE_MIN_LETTERS)
-        self._squeezed = _automaton([_squeeze(p.key) for p in self._long])
+        self._squeezed = _automaton([_squeeze(p.key) for p in self._long], compact)
 
     @classmethod
-    def from_registry(cls, registry: Registry) -> TermIndex:
+    def from_registry(cls, registry: Registry, *, compact: bool = False) -> TermIndex:
         """Talent names and aliases, IP titles, characters and terms."""
-        return cls(registry_terms(registry))
+        return cls(registry_terms(registry), compact=compact)
 
     @classmethod
     def from_confidential(cls, terms: Sequence[ConfidentialTerm]) -> TermIndex:
-        """A production's confidential terms; the finding's entity is the term's kind."""
-        return cls(Term(t.term, "confidential", t.kind, t.kind) for t in terms)
+        """A production's confidential terms (a few, so compact); the finding's entity is the term's kind."""
+        return cls((Term(t.term, "confidential", t.kind, t.kind) for t in terms), compact=True)
 
     def __len__(self) -> int:
         return len(self._patterns)
@@ -277,7 +282,7 @@ def _inverted(name: str) -> list[str]:
 
 @lru_cache(maxsize=256)
 def _extra_index(terms: tuple[str, ...]) -> TermIndex:
-    return TermIndex(Term(t, "confidential", "other", "other") for t in terms)
+    return TermIndex((Term(t, "confidential", "other", "other") for t in terms), compact=True)
 
 
 def _findings(index: TermIndex, inputs: Inputs, detector: str) -> list[Finding]:
@@ -327,14 +332,15 @@ def _common_keys() -> frozenset[str]:
     return frozenset(fold(word) for word in _COMMON_WORDS_TEXT.split())
 
 
-def _automaton(keys: list[str]) -> ahocorasick_rs.BytesAhoCorasick | None:
-    """A DFA over the keys' UTF-8 bytes: the fastest search (about 60 MB of memory per 100,000 terms)."""
+def _automaton(keys: list[str], compact: bool) -> ahocorasick_rs.BytesAhoCorasick | None:
+    """An automaton over the keys' UTF-8 bytes reporting every (overlapping) occurrence."""
     if not keys:
         return None
+    implementation = ahocorasick_rs.Implementation.ContiguousNFA if compact else ahocorasick_rs.Implementation.DFA
     return ahocorasick_rs.BytesAhoCorasick(
         [key.encode("utf-8", "surrogatepass") for key in keys],
         matchkind=ahocorasick_rs.MatchKind.Standard,
-        implementation=ahocorasick_rs.Implementation.DFA,
+        implementation=implementation,
     )
 
 

@@ -109,6 +109,14 @@ def test_terms_in_scripts_without_spaces() -> None:
     assert found("東京の物語", index) == []
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_compact_and_fast_indexes_agree(compact: bool) -> None:
+    """The memory-saving NFA index finds exactly what the DFA index finds."""
+    index = TermIndex.from_registry(REGISTRY, compact=compact)
+    for _, text, _ in MATCHES:
+        assert found(text, index) == found(text)
+
+
 def test_empty_index_and_no_texts() -> None:
     """No terms or no texts: nothing found, nothing raised."""
     assert TermIndex([]).search(["Eileen Collins"]) == []
