@@ -79,6 +79,7 @@ def build_index(registry: Source, data_dir: str | Path, *, digest: str | None = 
     """Fingerprint every registered image, face and voice and store the index under `data_dir`."""
     source = registry_source(registry)
     digest = digest or registry_digest(source)
+    _writable(Path(data_dir) / INDEX_FOLDER)
     index = RegistryIndex(
         digest=digest,
         images=_image_bank(source),
@@ -229,6 +230,15 @@ def _media_item(path: Path, kind: MediaKind, location: str) -> MediaItem:
 
 def _where(entity: str, field: str, number: int) -> str:
     return f"registry.{entity}.{field}[{number}]"
+
+
+def _writable(parent: Path) -> None:
+    """Fail before minutes of fingerprinting, not after, when the index cannot be stored."""
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as exc:
+        raise ConfigError(f"{parent}: cannot write the registry index ({exc.strerror or type(exc).__name__})") from exc
 
 
 def _store(index: RegistryIndex, data_dir: Path) -> Path:
