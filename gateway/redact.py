@@ -184,7 +184,8 @@ class Mapping:
 
     def __init__(self, entries: Iterable[tuple[str, str]] = ()) -> None:
         self._values: dict[str, str] = {}
-        self._by_key: dict[tuple[str, str], str] = {}
+        self._by_key: dict[str, str] = {}
+        """normalised value → placeholder: a value keeps the category it was first seen with."""
         self._counters: dict[str, int] = {}
         for placeholder, value in entries:
             self._add(placeholder, value)
@@ -197,12 +198,12 @@ class Mapping:
             raise RedactionError("a redaction mapping holds a placeholder twice")
         category, number = match["category"], int(match["number"])
         self._values[placeholder] = value
-        self._by_key.setdefault((category, _normalise(category, value)), placeholder)
+        self._by_key.setdefault(_normalise(category, value), placeholder)
         self._counters[category] = max(self._counters.get(category, 0), number)
 
     def _assign(self, category: str, value: str, reserved: frozenset[str]) -> str:
         """The placeholder of `value`: the existing one for an equal value, else the next free number."""
-        key = (category, _normalise(category, value))
+        key = _normalise(category, value)
         existing = self._by_key.get(key)
         if existing is not None:
             return existing
@@ -398,15 +399,19 @@ def _without_overlaps(candidates: list[_Candidate]) -> list[_Candidate]:
     return sorted(chosen, key=lambda c: c.start)
 
 
-_ANY_PLACEHOLDER_TEXT = re.compile(r"\[[ \t]{0,3}([A-Za-z]{2,12})[ _-]{0,3}(\d{1,6})[ \t]{0,3}\]")
+_ANY_PLACEHOLDER_TEXT = re.compile(
+    r"\[[ \t]{0,3}([A-Za-z]{2,12})[ _-]{0,3}(\d{1,6})[ \t]{0,3}\]"
+    r"|(?<![A-Za-z0-9_])([A-Z]{2,12})_(\d{1,6})(?![A-Za-z0-9_])"
+)
 
 
 def _reserved_placeholders(texts: Iterable[str]) -> frozenset[str]:
     """Placeholders the request already contains (in any echo form): never assigned, so never restored wrongly."""
     found: set[str] = set()
     for text in texts:
-        if "[" in text:
-            found.update(f"[{m[1].upper()}_{m[2]}]" for m in _ANY_PLACEHOLDER_TEXT.finditer(text))
+        for match in _ANY_PLACEHOLDER_TEXT.finditer(text):
+            category, number = (match[1], match[2]) if match[1] else (match[3], match[4])
+            found.add(f"[{category.upper()}_{number}]")
     return frozenset(found)
 
 
@@ -466,11 +471,14 @@ def apply_to_json(value: Any, plan: Redaction) -> Any:
     if plan.empty:
         return value
     lengths = dict(plan.lengths)
+    by_location: dict[str, list[Replacement]] = {}
+    for replacement in plan.replacements:
+        by_location.setdefault(replacement.location, []).append(replacement)
     targets = [
-        _Target(_parse_location(location), location, lengths[location], plan.at(location))
-        for location in dict.fromkeys(r.location for r in plan.replacements)
+        _Target(_parse_location(location), location, lengths[location], tuple(replacements))
+        for location, replacements in by_location.items()
     ]
-    return _rewrite(value, targets, plan.mapping)
+    return _rewrite(value, _without_shadowed(value, targets), plan.mapping)
 
 
 def _parse_location(location: str) -> tuple[Segment, ...]:
@@ -527,16 +535,22 @@ def _rewrite_nested(text: str, targets: list[_Target], mapping: Mapping) -> str:
         parsed = parse_json(stripped, _NESTED_DEPTH)
     except InspectionError as exc:
         raise RedactionError("nested JSON to redact cannot be parsed", location=targets[0].location) from exc
-    inner = [t for t in groups[("label", _JSON_MARKER)] if not _is_shadowed(t)]
+    inner = _without_shadowed(parsed.value, groups[("label", _JSON_MARKER)])
     rewritten = _rewrite(parsed.value, inner, mapping) if inner else parsed.value
     lead = text[: len(text) - len(text.lstrip())]
     trail = text[len(text.rstrip()) :]
     return lead + json.dumps(rewritten, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + trail
 
 
-def _is_shadowed(target: _Target) -> bool:
-    """A value hidden by a duplicate key: dropped when the document is re-serialised, so nothing to do."""
-    return bool(target.rest) and target.rest[0] == ("label", _SHADOWED_MARKER)
+def _without_shadowed(document: Any, targets: list[_Target]) -> list[_Target]:
+    """Targets under a document's `$shadowed` values dropped: re-serialising drops those values anyway.
+
+    A document whose root object really has a `$shadowed` key keeps them: resolved as that key, they
+    are redacted there or fail (closed) as a text that is not the one inspected.
+    """
+    if isinstance(document, dict) and _SHADOWED_MARKER in document:
+        return targets
+    return [t for t in targets if not (t.rest and t.rest[0] == ("label", _SHADOWED_MARKER))]
 
 
 def _rewrite_list(node: list[Any], targets: list[_Target], mapping: Mapping) -> list[Any]:
@@ -553,8 +567,6 @@ def _rewrite_dict(node: dict[str, Any], targets: list[_Target], mapping: Mapping
     values = list(node.values())
     renamed: dict[int, str] = {}
     for (kind, selector), group in _step(targets).items():
-        if kind == "label" and selector == _SHADOWED_MARKER and _SHADOWED_MARKER not in node:
-            continue
         index = _dict_index(keys, kind, selector)
         if index is None:
             raise RedactionError("a location to redact does not resolve", location=group[0].location)
@@ -646,8 +658,13 @@ class Restorer:
         if isinstance(node, dict):
             if node.get("type") in _SIGNED_BLOCKS:
                 return node
-            pairs = {key: self._restore_node(child, key in _JSON_TEXT_KEYS) for key, child in node.items()}
-            return node if all(pairs[key] is child for key, child in node.items()) else pairs
+            pairs: dict[str, Any] = {}
+            for key, child in node.items():
+                new_key = self.restore_text(key) if isinstance(key, str) else key
+                pairs[key if new_key in pairs or new_key in node else new_key] = self._restore_node(
+                    child, key in _JSON_TEXT_KEYS)
+            same = len(pairs) == len(node) and all(pairs.get(key, _MISSING) is child for key, child in node.items())
+            return node if same else pairs
         return node
 
     def _restore_range(self, text: str, start: int, end: int, json_escaped: bool) -> str:
@@ -687,7 +704,8 @@ class Restorer:
         return match.start() if match is not None else len(text)
 
 
-_SIGNED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+_MISSING = object()
+_SIGNED_BLOCKS = frozenset({"thinking", "redacted_thinking", "thinking_delta", "signature_delta"})
 _JSON_TEXT_KEYS = frozenset({"arguments", "partial_json"})
 
 
@@ -814,13 +832,15 @@ class StreamRestorer:
     memory used); each text channel holds back at most `MAX_HOLD` characters.
     """
 
-    __slots__ = ("_buffer", "_channels", "_finished", "_format", "_handler", "_newline", "_restorer")
+    __slots__ = ("_buffer", "_channels", "_finished", "_format", "_handler", "_newline", "_restorer", "_scanned")
 
     def __init__(self, mapping: Mapping, format: StreamFormat | str) -> None:
         self._restorer = Restorer(mapping)
         self._format = StreamFormat(format)
         self._handler = _HANDLERS[self._format]
         self._buffer = b""
+        self._scanned = 0
+        """how far the buffer was searched for an event end (a long event is not rescanned per chunk)."""
         self._channels: dict[ChannelKey, _Channel] = {}
         self._finished = False
         self._newline = "\n"
@@ -835,12 +855,13 @@ class StreamRestorer:
         self._buffer += chunk
         out: list[bytes] = []
         position = 0
-        for match in _EVENT_END.finditer(self._buffer):
+        for match in _EVENT_END.finditer(self._buffer, max(0, self._scanned - 3)):
             if match.end() == len(self._buffer) and self._buffer.endswith(b"\r"):
                 break  # `\r` may be the first half of `\r\n`: wait for the next byte
             out.append(self._event(self._buffer[position : match.end()]))
             position = match.end()
         self._buffer = self._buffer[position:]
+        self._scanned = len(self._buffer)
         return b"".join(out)
 
     def finish(self) -> bytes:
