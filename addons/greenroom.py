@@ -31,6 +31,7 @@ from mitmproxy.proxy.layers.websocket import WebsocketLayer
 from mitmproxy.proxy.mode_specs import ReverseMode
 
 from addons.failclosed import fail_closed
+from gateway.approvals import ApprovalStore, granted_reason, hold_rule
 from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
 from gateway.config.models import Action, Capability, ErrorFormat, Production
 from gateway.content.inputs import Inputs
@@ -81,6 +82,9 @@ class FlowContext:
     event: AuditEvent | None = None
     streamed: bool = False
     streamed_bytes: int = 0
+    forwarded_at: float = 0.0
+    first_byte_at: float = 0.0
+    last_chunk_at: float = 0.0
     recorded: bool = False
     pending_record: Future[None] | None = None
     completed: bool = False
@@ -98,8 +102,10 @@ class Greenroom:
         fingerprints: Fingerprinter | None = None,
         fetcher: RemoteFetcher | None = None,
         ledger: FileLedger | None = None,
+        approvals: ApprovalStore | None = None,
     ) -> None:
         self.runtime = runtime
+        self.approvals = approvals
         self.fetcher = fetcher
         self.ledger = ledger
         self.sink: AuditSink = sink or LogSink()
@@ -108,15 +114,54 @@ class Greenroom:
         self.fault = os.environ.get(FAULT_ENV, "")
         self.draining = False
         self._io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="greenroom-io")
+        self._watched: dict[str, http.HTTPFlow] = {}
+        self._watchdog: asyncio.Task[None] | None = None
         self.uploads = ResumableUploads(runtime.current.config.settings.limits.max_body_bytes)
         self.inflight: set[str] = set()
         self._principals: MutableMapping[connection.Client, Principal] = weakref.WeakKeyDictionary()
 
+    def running(self) -> None:
+        """mitmproxy is up: start the upstream deadline watchdog."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch_deadlines())
+
+    async def _watch_deadlines(self, every: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self.enforce_deadlines(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive one bad flow
+                log.error("deadline_watchdog_failed", error=type(exc).__name__)
+
+    def enforce_deadlines(self, now: float) -> list[str]:
+        """Cut forwarded requests whose provider is too slow to answer or goes silent mid-stream."""
+        upstream = self.runtime.current.config.settings.upstream
+        cut: list[str] = []
+        for flow_id, flow in list(self._watched.items()):
+            context: FlowContext | None = flow.metadata.get(KEY)
+            if context is None or context.completed or not flow.live:
+                self._watched.pop(flow_id, None)
+                continue
+            waiting = not context.first_byte_at and now - context.forwarded_at > upstream.first_byte_seconds
+            silent = context.streamed and now - context.last_chunk_at > upstream.idle_seconds
+            if waiting or silent:
+                self._watched.pop(flow_id, None)
+                reason = "first_byte" if waiting else "idle"
+                self.metrics.inc("greenroom_upstream_timeouts_total", "provider deadlines exceeded", kind=reason)
+                log.warning("upstream_deadline", event_id=context.event_id, kind=reason)
+                flow.kill()
+                cut.append(flow_id)
+        return cut
+
     def close(self) -> None:
         """Finish background audit writes, then release the store and the file ledger."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self._io.shutdown(wait=True)
         if self.ledger is not None:
             self.ledger.close()
+        if self.approvals is not None:
+            self.approvals.close()
         self.sink.close()
 
     # --- mitmproxy hooks ----------------------------------------------------------------------------
@@ -221,6 +266,9 @@ class Greenroom:
             return
         inspection, fingerprints = await self._inspect(flow, context)
         decision = inspection.decision
+        if decision.action == Action.HOLD:
+            decision = await self._with_grant(decision, context, fingerprints)
+            inspection = replace(inspection, decision=decision)
         if decision.stops:
             status = 413 if "content.too_large" in decision.rules else 403
             await self._refuse(flow, context, list(decision.reasons), status=status, inspection=inspection,
@@ -237,6 +285,8 @@ class Greenroom:
         context.event = event
         context.recorded = True
         _apply(flow, inspection)
+        context.forwarded_at = time.monotonic()
+        self._watched[flow.id] = flow
         self.metrics.observe_ms("greenroom_inspect_ms", "time to inspect a request body", inspection.elapsed_ms,
                                 tool=context.classification.tool.id)
 
@@ -246,6 +296,7 @@ class Greenroom:
         if context is None or flow.response is None:
             return
         self._maybe_fault("responseheaders")
+        context.first_byte_at = context.last_chunk_at = time.monotonic()
         if _should_stream(flow.response):
             context.streamed = True
             flow.response.stream = _counting_stream(flow, context)
@@ -500,7 +551,8 @@ class Greenroom:
         fingerprints: tuple[str, ...] = (),
     ) -> None:
         """Refuse with the provider's own error; the refusal is recorded (with its inputs) first."""
-        event, refusal = self._refusal(flow, context, reasons, status, inspection, fingerprints)
+        approval_id = await self._request_approval(context, combine(reasons), fingerprints)
+        event, refusal = self._refusal(flow, context, reasons, status, inspection, fingerprints, approval_id)
         try:
             await self._record(event, inspection.inputs if inspection else None)
             context.recorded = True
@@ -527,12 +579,14 @@ class Greenroom:
         status: int,
         inspection: Inspection | None,
         fingerprints: tuple[str, ...],
+        approval_id: str = "",
     ) -> tuple[AuditEvent, Refusal]:
         decision = combine(reasons)
         if not decision.stops:
             decision = Decision(Action.BLOCK, decision.reasons)
         event = self._event(flow, context, decision, inspection.rewrites if inspection else (),
                             inspection.elapsed_ms if inspection else 0.0, fingerprints)
+        event = replace(event, approval_id=approval_id)
         tool = context.classification.tool if context.classification else None
         deciding = decision.deciding or decision.reasons
         primary = deciding[0]
@@ -544,10 +598,37 @@ class Greenroom:
             summary="; ".join(dict.fromkeys(r.message for r in deciding if r.message)) or primary.rule,
             next_step=next_step(primary.rule, primary.advice),
             event_id=context.event_id,
+            approval_id=approval_id,
             review_url=context.generation.config.settings.review_url,
             wants_html=_wants_html(flow),
         )
         return event, refusal
+
+    async def _with_grant(
+        self, decision: Decision, context: FlowContext, fingerprints: tuple[str, ...]
+    ) -> Decision:
+        """A held request whose exact content an approver has approved passes (`approval.granted`)."""
+        if self.approvals is None or context.production is None:
+            return decision
+        grant = await asyncio.to_thread(self.approvals.find_grant, context.production.id, hold_rule(decision),
+                                        fingerprints)
+        if grant is None:
+            return decision
+        return Decision(Action.ALLOW, (*decision.reasons, granted_reason(grant)))
+
+    async def _request_approval(self, context: FlowContext, decision: Decision, fingerprints: tuple[str, ...]) -> str:
+        """For a hold: the pending approval request (the same one again while the same request waits)."""
+        if decision.action != Action.HOLD or self.approvals is None or context.production is None \
+                or context.principal is None or context.classification is None:
+            return ""
+        summary = "; ".join(sorted({f"{r.rule}@{r.location}" if r.location else r.rule
+                                    for r in decision.reasons if r.action == Action.HOLD}))
+        approval = await asyncio.to_thread(
+            self.approvals.request_hold, context.event_id, context.production.id, context.principal.user,
+            hold_rule(decision), context.classification.tool.id, context.classification.capability.value,
+            fingerprints, summary,
+        )
+        return str(approval.id)
 
     async def _assemble_upload(self, flow: http.HTTPFlow, context: FlowContext) -> bool:
         """Resumable chunks are held here and the whole file goes on at finalize; False = answered here."""
@@ -636,6 +717,7 @@ class Greenroom:
             return
         context.completed = True
         self.inflight.discard(flow.id)
+        self._watched.pop(flow.id, None)
         event = context.event or self._event(flow, context, Decision(Action.ALLOW))
         self.metrics.inc("greenroom_requests_total", "AI requests by decision, tool and production",
                          decision=event.decision.action.value, tool=event.tool or "-",
@@ -701,6 +783,7 @@ def _counting_stream(flow: http.HTTPFlow, context: FlowContext) -> Callable[[byt
     def stream(chunk: bytes) -> bytes:
         try:
             context.streamed_bytes += len(chunk)
+            context.last_chunk_at = time.monotonic()
             return chunk
         except Exception as exc:  # noqa: BLE001 - a raising stream callable hangs the connection: kill it
             log.error("stream_failed", event_id=context.event_id, error=type(exc).__name__)

@@ -26,6 +26,7 @@ from mitmproxy.master import Master
 from addons.admin import AdminServer
 from addons.greenroom import Greenroom
 from addons.upstream import UpstreamOverride, parse_overrides
+from gateway.approvals import open_approvals
 from gateway.audit import LogSink
 from gateway.audit.store import open_store
 from gateway.ca import ca_dir, ensure_ca
@@ -88,6 +89,7 @@ async def _serve(opts: ServeOptions) -> int:
             ca_file=str(upstream_bundle),
         )),
         ledger=FileLedger(opts.data_dir / "provider-files.sqlite3"),
+        approvals=open_approvals(opts.data_dir, runtime.current.config, audit=recorder.store),
     )
     master.addons.add(*default_addons())
     master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)

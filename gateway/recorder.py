@@ -25,6 +25,8 @@ from gateway.vault import Capture, CaptureKind, Vault
 
 __all__ = ["Fingerprinter", "Recorder"]
 
+_VOLATILE = ("header.", "cookie.")
+
 
 class Fingerprinter:
     """Keyed fingerprints of inputs: stable within a deployment, meaningless outside it."""
@@ -49,9 +51,14 @@ class Fingerprinter:
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
     def of_inputs(self, inputs: Inputs) -> tuple[str, ...]:
-        """Sorted, de-duplicated fingerprints of every text and media item (the content's identity)."""
-        prints = {self.of_bytes(t.text.encode("utf-8", "surrogatepass")) for t in inputs.texts}
-        prints |= {self.of_bytes(m.data) for m in inputs.media}
+        """Sorted, de-duplicated fingerprints of the content (the text and media a user sends).
+
+        Headers and cookies are left out: clients put per-attempt values there (request ids, trace
+        ids, retry counts), and an approval must bind to the same content when the request is retried.
+        """
+        prints = {self.of_bytes(t.text.encode("utf-8", "surrogatepass")) for t in inputs.texts
+                  if not t.location.startswith(_VOLATILE)}
+        prints |= {self.of_bytes(m.data) for m in inputs.media if not m.location.startswith(_VOLATILE)}
         return tuple(sorted(prints))
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "TenantPin",
     "Tool",
     "ToolGrant",
+    "UpstreamSettings",
     "User",
     "WebhookSettings",
     "cross_reference_problems",
@@ -454,6 +455,17 @@ class AdminSettings(Model):
     port: int = Field(9090, ge=0, le=65535, description="admin listener port; 0 disables it")
 
 
+class UpstreamSettings(Model):
+    """Deadlines for AI providers, so a hung provider does not hold clients for the proxy's 10-minute default."""
+
+    first_byte_seconds: float = Field(
+        300.0, gt=0, description="from forwarding a request to the provider's response headers (connect included)"
+    )
+    idle_seconds: float = Field(
+        120.0, gt=0, description="longest silence inside a streamed answer before the connection is cut"
+    )
+
+
 class AuditSettings(Model):
     """Where audit events are stored and how their integrity is proven."""
 
@@ -522,6 +534,7 @@ class GatewaySettings(Model):
         "http://127.0.0.1:8700", description="base URL of the review UI, linked from block messages"
     )
     audit: AuditSettings = Field(default_factory=AuditSettings, description="audit store and integrity")
+    upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="provider deadlines")
     reload_interval_seconds: float = Field(
         2.0, ge=0, description="how often the config dir is checked for changes (hot reload); 0 disables"
     )
