@@ -153,3 +153,26 @@ def test_non_image_media_is_skipped() -> None:
     """Audio and documents are other detectors' business."""
     item = MediaItem(ms.wav_bytes(ms.speech(1, **ms.SPEAKER_A)), "audio", "audio/wav", "audio/wav", "form.file[0]")
     assert IpImageDetector(ms.demo_index().images).detect(Inputs(media=(item,)), ms.CONTEXT) == []
+
+
+def test_detectors_can_be_shared_between_threads() -> None:
+    """One detector (one index, one face model) used from four threads at once gives the same findings."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.detect.face import FaceDetector
+
+    images = IpImageDetector(ms.demo_index().images)
+    faces = FaceDetector(ms.demo_index().faces)
+    cases = [ms.poster(), ms.portrait(), ms.TRANSFORMS["crop_center_25"](ms.poster()), ms.smooth_photo(3)] * 2
+
+    def both(image: object) -> list[tuple[str, str]]:
+        inputs = ms.image_inputs(image)  # type: ignore[arg-type]
+        found = images.detect(inputs, ms.CONTEXT) + faces.detect(inputs, ms.CONTEXT)
+        return sorted((f.kind, f.entity) for f in found)
+
+    alone = [both(image) for image in cases]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = list(pool.map(both, cases))
+    assert together == alone
+    assert alone[0] == [("ip_image", "blue-meridian")]
+    assert alone[1] == [("face", "eileen-collins")]
