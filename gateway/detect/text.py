@@ -195,7 +195,7 @@ class TermIndex:
             (self._long[index], positions[start:end])
             for index, start, end in matches.tolist()
             if (self._long[index].key, int(positions[start]), int(positions[end - 1]) + 1) not in plain
-            and _separated_like(positions[start:end], self._long[index])
+            and _separated_like(positions[start:end], self._long[index], normalized.text)
         ]
         if not candidates:
             return []
@@ -411,12 +411,24 @@ def _cased(joined: str, span: tuple[int, int], pattern: _Pattern) -> bool:
     return first.isupper() or not first.isalpha()
 
 
-def _separated_like(positions: np.ndarray, pattern: _Pattern) -> bool:
-    """Every run of letters in a squeezed hit is a whole word of the term, or spelt out a letter or two at a time."""
+def _separated_like(positions: np.ndarray, pattern: _Pattern, key: str) -> bool:
+    """Every run of letters in a squeezed hit is a whole word of the term, or spelt out a letter or two at a time.
+
+    Between two whole words the separator joins them (`_`, `.`, `-`, nothing) or is plain space;
+    punctuation with space ("Eileen. Collins") ends a sentence rather than joining a name.
+    """
     keys = positions.tolist()
-    edges = [0, *(i for i in range(1, len(keys)) if keys[i] - keys[i - 1] > 1), len(keys)]
+    cuts = [i for i in range(1, len(keys)) if keys[i] - keys[i - 1] > 1]
+    edges = [0, *cuts, len(keys)]
     words = {0, len(keys), *pattern.breaks}
-    return all(b - a <= _SPELT_OUT_RUN or (a in words and b in words) for a, b in itertools.pairwise(edges))
+    runs = list(itertools.pairwise(edges))
+    if not all(b - a <= _SPELT_OUT_RUN or (a in words and b in words) for a, b in runs):
+        return False
+    for (a, b), (_, d) in itertools.pairwise(runs):
+        gap = key[keys[b - 1] + 1 : keys[b]]
+        if b - a > _SPELT_OUT_RUN and d - b > _SPELT_OUT_RUN and " " in gap and gap.strip(" "):
+            return False
+    return True
 
 
 def _hits(occurrence: _Occurrence, joined: str, texts: Sequence[str], starts: list[int]) -> list[TermHit]:

@@ -68,6 +68,8 @@ MATCHES = [
     ("hashtag", "love #EileenCollins", "EileenCollins"),
     ("underscore", "@eileen_collins", "eileen_collins"),
     ("hyphen", "the Eileen-Collins look", "Eileen-Collins"),
+    ("dot", "Eileen.Collins@", "Eileen.Collins"),
+    ("spelt out, dots and spaces", "E. i. l. e. e. n. C. o. l. l. i. n. s.", "E. i. l. e. e. n. C. o. l. l. i. n. s"),
     ("title", "a sequel to Blue Meridian", "Blue Meridian"),
     ("character", "Captain Ysolde Varga enters", "Captain Ysolde Varga"),
     ("term with punctuation", "the Varga-7 drive", "Varga-7"),
@@ -93,6 +95,8 @@ NEAR_MISSES = [
     ("common word in prose", "I will go"),
     ("words run together by accident", "the blue meridian"[:0] + "tom hank"),
     ("squeezed across ordinary words", "ei leen col lins"),
+    ("sentence boundary between the names", "thanks Eileen. Collins will call"),
+    ("dash with spaces", "Eileen - Collins"),
 ]
 
 
