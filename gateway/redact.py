@@ -11,9 +11,10 @@ Integration (the lead wires this into inspection and the response path):
     #   a conversation spanning requests: capture = plan.mapping.seal(vault, event_id, production).
 
     # response side, JSON:      restore = Restorer(plan.mapping); body = dump_json(restore.restore_json(value))
-    # response side, streamed:  stream = StreamRestorer(plan.mapping, StreamFormat.ANTHROPIC)
-    #                           flow.response.stream = lambda chunk: stream.feed(chunk) if chunk else stream.finish()
-    #   (mitmproxy calls the stream callable with b"" at the end). Gemini must be streamed with `?alt=sse`;
+    # response side, streamed:  flow.response.stream = StreamRestorer(plan.mapping, StreamFormat.ANTHROPIC)
+    #   The instance is mitmproxy's stream callable: chunk → list of chunks, b"" (end) → the rest. It never
+    #   returns b"" mid-stream: mitmproxy would frame an empty chunk as the chunked-encoding terminator.
+    #   Drop Content-Length on a restored response (lengths change). Gemini must stream with `?alt=sse`;
     #   its JSON-array stream is not SSE: restore it whole with restore_json, or force alt=sse.
 
 Placeholders are `[CATEGORY_N]` (`[PERSON_1]`, `[EMAIL_2]`, `[TITLE_1]`): categories keep meaning for the
@@ -76,6 +77,7 @@ __all__ = [
     "RedactionError",
     "Replacement",
     "Restorer",
+    "Sealer",
     "StreamFormat",
     "StreamRestorer",
     "apply_to_json",
@@ -838,7 +840,7 @@ class StreamRestorer:
         self._restorer = Restorer(mapping)
         self._format = StreamFormat(format)
         self._handler = _HANDLERS[self._format]
-        self._buffer = b""
+        self._buffer = bytearray()
         self._scanned = 0
         """how far the buffer was searched for an event end (a long event is not rescanned per chunk)."""
         self._channels: dict[ChannelKey, _Channel] = {}
@@ -847,6 +849,11 @@ class StreamRestorer:
 
     def __repr__(self) -> str:
         return f"StreamRestorer({self._format.value}, {len(self._channels)} channels)"
+
+    def __call__(self, chunk: bytes) -> list[bytes]:
+        """mitmproxy's `flow.response.stream` contract: b"" marks the end; never an empty chunk to send."""
+        out = self.feed(chunk) if chunk else self.finish()
+        return [out] if out else []
 
     def feed(self, chunk: bytes) -> bytes:
         """Bytes to send on for `chunk`: whole events, restored; an incomplete event waits for the next chunk."""
@@ -858,9 +865,9 @@ class StreamRestorer:
         for match in _EVENT_END.finditer(self._buffer, max(0, self._scanned - 3)):
             if match.end() == len(self._buffer) and self._buffer.endswith(b"\r"):
                 break  # `\r` may be the first half of `\r\n`: wait for the next byte
-            out.append(self._event(self._buffer[position : match.end()]))
+            out.append(self._event(bytes(self._buffer[position : match.end()])))
             position = match.end()
-        self._buffer = self._buffer[position:]
+        del self._buffer[:position]
         self._scanned = len(self._buffer)
         return b"".join(out)
 
@@ -869,7 +876,8 @@ class StreamRestorer:
         if not self._restorer.active or self._finished:
             return b""
         self._finished = True
-        rest, self._buffer = self._buffer, b""
+        rest = bytes(self._buffer)
+        self._buffer.clear()
         out = self._event(rest) if rest else b""
         return out + self._flush_all()
 
@@ -957,7 +965,7 @@ def _chat_choice(stream: StreamRestorer, chunk: dict[str, Any], choice: Any) -> 
         text = delta.get(field_name)
         if isinstance(text, str):
             key = ("chat", index, field_name)
-            synth = _chat_synth(chunk, index, lambda t, f=field_name: {f: t})
+            synth = _chat_synth(chunk, index, _field_delta(field_name))
             new_delta[field_name] = stream._push(key, text, False, synth) + (
                 stream._flush_into(key) if closing else "")
     calls = delta.get("tool_calls")
@@ -982,6 +990,10 @@ def _chat_tool_call(
     synth = _chat_synth(chunk, index, lambda t: {"tool_calls": [{"index": call_index, "function": {"arguments": t}}]})
     restored = stream._push(key, arguments, True, synth) + (stream._flush_into(key) if closing else "")
     return {**call, "function": {**function, "arguments": restored}}
+
+
+def _field_delta(field_name: str) -> Callable[[str], dict[str, Any]]:
+    return lambda text: {field_name: text}
 
 
 def _chat_synth(chunk: dict[str, Any], index: int, delta: Callable[[str], dict[str, Any]]) -> Synth:

@@ -642,6 +642,16 @@ def test_an_empty_mapping_does_no_work() -> None:
     assert restorer.finish() == b""
 
 
+def test_the_restorer_is_a_mitmproxy_stream_callable() -> None:
+    """Called per chunk and with b"" at the end; nothing to send is [] (an empty chunk would end a chunked body)."""
+    restorer = StreamRestorer(sample_mapping(), StreamFormat.ANTHROPIC)
+    stream = anthropic_stream(["Hi [PERS", "ON_1]"])
+    assert restorer(stream[:5]) == []
+    out = restorer(stream[5:]) + restorer(b"")
+    assert all(out) and text_of_anthropic(b"".join(out)) == f"Hi {NAME}"
+    assert restorer(b"") == []
+
+
 def test_the_held_tail_is_bounded() -> None:
     """Only a possible placeholder prefix is held, never more than MAX_HOLD characters."""
     restorer = StreamRestorer(sample_mapping(), StreamFormat.ANTHROPIC)
