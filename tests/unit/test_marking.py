@@ -1,0 +1,104 @@
+"""gateway.marking: an "AI-generated, temporary" marker inserted into PNG/JPEG metadata, pixels untouched."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from gateway.marking import DIGITAL_SOURCE_TYPE, MARKER_KEYWORD, MARKER_TEXT, mark_image, read_marker
+
+TS = 1_790_000_000.0
+
+
+def _picture(fmt: str, **options: object) -> bytes:
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+CASES = [
+    ("png", _picture("PNG"), ("png tEXt", "png iTXt XMP")),
+    ("jpeg (JFIF)", _picture("JPEG", quality=80), ("jpeg APP1 XMP", "jpeg COM")),
+    ("jpeg with Exif", _picture("JPEG", quality=80, exif=Image.Exif()), ("jpeg APP1 XMP", "jpeg COM")),
+]
+
+
+@pytest.mark.parametrize(("name", "data", "how"), CASES, ids=[c[0] for c in CASES])
+def test_marked_images_keep_their_pixels_and_say_what_they_are(name: str, data: bytes, how: tuple[str, ...]) -> None:
+    """The marker is added as metadata; the decoded pixels are identical and the compressed data is copied."""
+    result = mark_image(data, event_id="evt_123", tool="openai-api", ts=TS)
+    assert result.marked and result.how == how
+    assert len(result.data) > len(data)
+    assert np.array_equal(_pixels(result.data), _pixels(data))
+    marker = read_marker(result.data)
+    assert marker is not None
+    assert (marker.event_id, marker.tool, marker.generated) == ("evt_123", "openai-api", "2026-09-21T14:13:20Z")
+    assert MARKER_TEXT in marker.text
+    assert read_marker(data) is None
+
+
+def test_png_marker_is_visible_to_ordinary_tools() -> None:
+    """Pillow (like exiftool) reads the tEXt keyword and the XMP packet with the IPTC digital source type."""
+    result = mark_image(_picture("PNG"), event_id="evt_1", tool="gemini-api", ts=TS)
+    with Image.open(io.BytesIO(result.data)) as image:
+        image.load()
+        assert MARKER_TEXT in image.text[MARKER_KEYWORD]
+        assert DIGITAL_SOURCE_TYPE in image.info["XML:com.adobe.xmp"]
+
+
+def test_jpeg_xmp_is_visible_to_ordinary_tools() -> None:
+    result = mark_image(_picture("JPEG"), event_id="evt_1", tool="stability-api", ts=TS)
+    with Image.open(io.BytesIO(result.data)) as image:
+        assert DIGITAL_SOURCE_TYPE.encode() in image.info["xmp"]
+        assert MARKER_TEXT.encode() in image.info["comment"]
+
+
+def test_marking_is_idempotent() -> None:
+    once = mark_image(_picture("PNG"), event_id="evt_1", tool="t", ts=TS).data
+    again = mark_image(once, event_id="evt_2", tool="t", ts=TS)
+    assert not again.marked and again.data == once
+
+
+def test_an_existing_xmp_packet_is_kept() -> None:
+    """A provider's own XMP is not replaced (two packets are invalid); the text marker is still added."""
+    info = PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", "<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, "PNG", pnginfo=info)
+    result = mark_image(buffer.getvalue(), event_id="evt_1", tool="t", ts=TS)
+    assert result.how == ("png tEXt",)
+    assert read_marker(result.data) is not None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _picture("WEBP"),
+        _picture("GIF"),
+        b"ID3\x04" + b"\x00" * 64,
+        b"\x89PNG\r\n\x1a\n\x00\x00",
+        b"\xff\xd8\xff\xe0\x00",
+    ],
+    ids=["webp", "gif", "mp3", "truncated png", "truncated jpeg"],
+)
+def test_other_or_broken_files_come_back_unchanged(data: bytes) -> None:
+    result = mark_image(data, event_id="evt_1", tool="t", ts=TS)
+    assert not result.marked and result.data == data
+
+
+def test_values_are_escaped_in_the_xmp() -> None:
+    """An odd tool name cannot break out of its XML attribute."""
+    result = mark_image(_picture("PNG"), event_id="evt_1", tool='a"b<c>&d', ts=TS)
+    marker = read_marker(result.data)
+    assert marker is not None and marker.tool == "a'b<c>&d"
