@@ -445,7 +445,6 @@ def _replace_spans(
 
 # -- applying a plan to a JSON body ---------------------------------------------------------------
 
-_ROOT = "body"
 _SEGMENT = re.compile(r"\.(?P<label>[A-Za-z0-9_$@:\-]{1,64})|\[(?P<index>\d+)\]|\{(?P<position>\d+)\}(?P<key>#key)?")
 _NESTED_DEPTH = 512
 _JSON_MARKER = "$json"
@@ -463,12 +462,14 @@ class _Target:
     replacements: tuple[Replacement, ...]
 
 
-def apply_to_json(value: Any, plan: Redaction) -> Any:
-    """`value` (the parsed body) with every planned span replaced; the input is not modified.
+def apply_to_json(value: Any, plan: Redaction, *, root: str = "body") -> Any:
+    """`value` (the parsed body, or a plain-text body's string) with every planned span replaced.
 
-    Locations are the collector's (`body.messages[0].content`, `body.x{2}#key`, `….$json.y`);
-    values under `$shadowed` are dropped by re-serialising, so forward `dump_json(result)`.
-    RedactionError when a location does not resolve or its text is not the one inspected.
+    The input is not modified. Locations are the collector's (`body.messages[0].content`,
+    `body.x{2}#key`, `….$json.y`); `root="ws"` for a WebSocket message. Values under `$shadowed`
+    are dropped by re-serialising, so forward `dump_json(result)`. RedactionError when a location
+    does not resolve, lies under another root (form fields, query, headers, archive members,
+    JSON-lines `body.line[n]`, media `@offset`), or its text is not the one inspected.
     """
     if plan.empty:
         return value
@@ -477,17 +478,17 @@ def apply_to_json(value: Any, plan: Redaction) -> Any:
     for replacement in plan.replacements:
         by_location.setdefault(replacement.location, []).append(replacement)
     targets = [
-        _Target(_parse_location(location), location, lengths[location], tuple(replacements))
+        _Target(_parse_location(location, root), location, lengths[location], tuple(replacements))
         for location, replacements in by_location.items()
     ]
     return _rewrite(value, _without_shadowed(value, targets), plan.mapping)
 
 
-def _parse_location(location: str) -> tuple[Segment, ...]:
-    if not location.startswith(_ROOT):
-        raise RedactionError("only JSON body text can be redacted", location=location)
+def _parse_location(location: str, root: str) -> tuple[Segment, ...]:
+    if not location.startswith(root):
+        raise RedactionError(f"only text in the JSON or plain text under `{root}` can be redacted", location=location)
     segments: list[Segment] = []
-    position = len(_ROOT)
+    position = len(root)
     while position < len(location):
         match = _SEGMENT.match(location, position)
         if match is None or (segments and segments[-1][0] == "key"):
@@ -766,7 +767,7 @@ _LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n|\Z)")
 _DONE = "[DONE]"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Event:
     """One SSE event, decoded: its lines (kept for re-serialising), name and data."""
 

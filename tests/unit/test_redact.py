@@ -328,6 +328,20 @@ def test_unresolvable_locations_raise(body: dict[str, Any], location: str, text:
         apply_to_json(body, plan)
 
 
+def test_plain_text_bodies_and_websocket_messages() -> None:
+    """A text/plain body is a string at `body`; a WebSocket message's JSON sits under `ws`."""
+    text = "Eileen Collins at Blackwater"
+    content = RequestContent("POST", "/v1/x", body=text.encode(), content_type="text/plain")
+    items = list(extract_inputs(content, LIMITS).texts)
+    assert apply_to_json(text, plan_redaction(items, secret_findings(items))) == "[PERSON_1] at [LOCATION_1]"
+    message = {"type": "conversation.item.create", "item": {"content": [{"type": "input_text", "text": text}]}}
+    items = [TextItem(text, "ws.item.content[0].text")]
+    plan = plan_redaction(items, secret_findings(items))
+    assert apply_to_json(message, plan, root="ws")["item"]["content"][0]["text"] == "[PERSON_1] at [LOCATION_1]"
+    with pytest.raises(RedactionError):
+        apply_to_json(message, plan)
+
+
 def test_an_empty_plan_returns_the_body_itself() -> None:
     body = {"input": "hello"}
     assert apply_to_json(body, plan_redaction([TextItem("hello", "body.input")], [])) is body
@@ -725,6 +739,56 @@ def test_streamed_restoration_equals_whole_restoration(pieces: list[str], fmt: S
     stream = build(deltas)
     byte_cuts = sorted(set(data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=8))))
     assert read(run_stream(fmt, stream, byte_cuts)) == Restorer(sample_mapping()).restore_text(text)
+
+
+def openai_chat_tool_stream(deltas: Sequence[str]) -> bytes:
+    def chunk(arguments: str) -> bytes:
+        call = {"index": 0, "function": {"arguments": arguments}}
+        return sse({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]})
+    closing = sse({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    return b"".join([*(chunk(d) for d in deltas), closing, sse("[DONE]")])
+
+
+def arguments_of_openai_chat(stream: bytes) -> str:
+    return "".join(call["function"]["arguments"] for _, e in events_of(stream) if e != "[DONE]"
+                   for c in e["choices"] for call in c["delta"].get("tool_calls", []))
+
+
+def anthropic_tool_stream(deltas: Sequence[str]) -> bytes:
+    return b"".join([
+        *(sse({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": d}},
+              "content_block_delta") for d in deltas),
+        sse({"type": "content_block_stop", "index": 1}, "content_block_stop"),
+    ])
+
+
+def arguments_of_anthropic(stream: bytes) -> str:
+    return "".join(e["delta"]["partial_json"] for name, e in events_of(stream) if name == "content_block_delta")
+
+
+TOOL_FORMATS = {
+    StreamFormat.OPENAI_CHAT: (openai_chat_tool_stream, arguments_of_openai_chat),
+    StreamFormat.ANTHROPIC: (anthropic_tool_stream, arguments_of_anthropic),
+}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(['{"to": "', "[PERSON_1]", "[pers", "on_1]", "PERSON_1", '", ', "[", "x", "é",
+                                     "EMAIL_1", "]"]), min_size=1, max_size=20),
+    fmt=st.sampled_from(list(TOOL_FORMATS)),
+    data=st.data(),
+)
+def test_streamed_tool_arguments_equal_whole_restoration(pieces: list[str], fmt: StreamFormat, data: Any) -> None:
+    """Tool-call argument deltas (JSON text) are restored JSON-escaped, however they are split."""
+    text = "".join(pieces)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, max(1, len(text) - 1)), max_size=5))))
+    bounds = [0, *[c for c in cuts if 0 < c < len(text)], len(text)]
+    build, read = TOOL_FORMATS[fmt]
+    stream = build([text[a:b] for a, b in itertools.pairwise(bounds)])
+    byte_cuts = sorted(set(data.draw(st.lists(st.integers(1, len(stream) - 1), max_size=6))))
+    expected = Restorer(sample_mapping()).restore_text(text, json_escaped=True)
+    assert read(run_stream(fmt, stream, byte_cuts)) == expected
 
 
 WORDS = st.lists(st.text(alphabet="abcdeé", min_size=1, max_size=6), min_size=1, max_size=12).map(" ".join)
