@@ -17,34 +17,45 @@ Integration (the lead wires this into inspection and the response path):
     #   Drop Content-Length on a restored response (lengths change). Gemini must stream with `?alt=sse`;
     #   its JSON-array stream is not SSE: restore it whole with restore_json, or force alt=sse.
 
-Placeholders are `[CATEGORY_N]` (`[PERSON_1]`, `[EMAIL_2]`, `[TITLE_1]`): categories keep meaning for the
-model, numbers count distinct values per category in order of first appearance. Values are compared
-normalised (case and whitespace folded; emails lower-cased; phones as E.164 when written
-internationally, else their digits; cards, IBANs and ids as their letters and digits), so the same
-value gets the same placeholder everywhere in a request — and across requests when the previous
-`Mapping` is passed in. A placeholder that the request already contains literally is never assigned.
-Overlapping findings keep the longest span (then the earliest); adjacent findings stay separate.
+Placeholders are `[CATEGORY_N]`; the category keeps meaning for the model, N counts distinct values
+of that category in order of first appearance:
 
-Echoes the restorer accepts (a model rarely copies a placeholder exactly):
+    pii email/phone/government_id/card/iban/address   EMAIL PHONE ID CARD IBAN ADDRESS
+    confidential title/character/location/person/other TITLE CHARACTER LOCATION PERSON TERM
+    talent_name                                         PERSON
+    ip_reference (detail starts with the role)          TITLE, CHARACTER, else TERM
 
-    [PERSON_1]  [person_1]  [Person_1]        any case inside brackets
-    [ PERSON_1 ]  [PERSON 1]  [PERSON-1]      up to 3 spaces/tabs inside the brackets, up to 3 of ` _-`
-    [PERSON1]                                 between category and number (or none)
-    PERSON_1                                  bare only when unambiguous: upper case, underscore, not
-                                              touching a letter, digit or underscore, and in the mapping
+Values are compared normalised (case and whitespace folded; emails lower-cased; phones as E.164
+when written internationally, else their digits; cards, IBANs and ids as letters and digits), so a
+value gets one placeholder everywhere in the request — and across a conversation's requests when
+the previous `Mapping` is passed in; a value keeps the category it was first seen with. A
+placeholder the request already contains (bracketed or bare) is never assigned. Overlapping
+findings keep the longest span (then the earliest, then the category order above); adjacent
+findings get separate placeholders.
 
-Anything else (`person 1`, `PERSON_01`, placeholders not in the mapping) is left as written. The
-restored value is the first spelling seen for that placeholder. Tool-call arguments (JSON text:
-`arguments`, `function_call_arguments`, `input_json_delta`) get the value JSON-escaped. Anthropic
-`thinking` blocks are never touched: their signature covers the text.
+Echoes the restorer accepts, because models rarely copy a placeholder exactly:
 
-Streaming: SSE bytes are cut into events at blank lines (any byte boundary, UTF-8 sequences split
-anywhere: events are decoded only when whole). Each text channel (a choice, an output item, a
-content block, a candidate) holds back only a tail that could still become a placeholder (at most
-`MAX_HOLD` characters) and releases it with the next delta of that channel; closing events
-(`finish_reason`, `[DONE]`, `*.done`, `content_block_stop`, `message_stop`, `finishReason`, the end of
-the stream) release it first, as a synthetic delta event shaped like the channel's last one. Events
-without a placeholder and without held text pass through byte-identical.
+    [PERSON_1] [person_1] [Person_1]     any case inside brackets
+    [ PERSON_1 ] [\tPERSON_1\t]          up to 3 spaces or tabs just inside each bracket
+    [PERSON 1] [PERSON-1] [PERSON1]      up to 3 of ` `, `_`, `-` between category and number
+    PERSON_1                             bare, only when unambiguous: exactly upper case + `_` + number,
+                                         not touching a letter, digit or `_`, and in the mapping
+
+Anything else stays as written: `person_1` or `PERSON 1` without brackets, `PERSON_01`, `PERSON_1x`,
+placeholders not in the mapping. The value put back is the first spelling seen. In JSON text
+(`arguments`, Responses `function_call_arguments`, Anthropic `input_json_delta`) the value is
+JSON-escaped. Anthropic `thinking` blocks and deltas are never touched: their signature covers the text.
+
+Streaming: SSE bytes are cut into events at blank lines, so chunks may split anywhere (inside a
+line ending or a UTF-8 sequence): an event is decoded only when whole. Each text channel (a
+choice's content / refusal / tool call, a Responses item part, an Anthropic content block, a
+Gemini candidate) holds back only a tail that could still become a placeholder (at most `MAX_HOLD`
+characters) and releases it with that channel's next delta. Closing events (`finish_reason`,
+`[DONE]`, Responses `*.done`/`response.completed`, `content_block_stop`, `message_delta`,
+`message_stop`, `finishReason`, the end of the stream) release it first: appended to the closing
+event's own delta, or as a synthetic delta event shaped like the channel's last one (a Responses
+synthetic delta repeats its template's `sequence_number`). Events with nothing to restore and no
+held text to carry pass through byte-identical; rewritten events are re-serialised compactly.
 
     RedactionError (InspectionError)   raised when a plan cannot be made or applied, or a mapping cannot be read
 
