@@ -35,6 +35,7 @@ from gateway.approvals import ApprovalStore, granted_reason, hold_rule
 from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
 from gateway.config.models import Action, Capability, ErrorFormat, Production
 from gateway.content.inputs import Inputs
+from gateway.content.jsonbody import dump_json
 from gateway.decision import Decision, Reason, RewriteRecord, combine
 from gateway.errors import InspectionError
 from gateway.identity import Principal, parse_basic
@@ -49,6 +50,7 @@ from gateway.inspection import (
 from gateway.metrics import Metrics
 from gateway.policy import access_reasons, next_step
 from gateway.recorder import Fingerprinter
+from gateway.redact import Redaction, Restorer, StreamFormat, StreamRestorer
 from gateway.references import FileLedger, RemoteFetcher, reference_reasons, uploaded_file_ids
 from gateway.refusal import Refusal, proxy_auth_required, render_refusal
 from gateway.runtime import Generation, Runtime
@@ -82,6 +84,7 @@ class FlowContext:
     event: AuditEvent | None = None
     streamed: bool = False
     streamed_bytes: int = 0
+    redaction: Redaction | None = None
     forwarded_at: float = 0.0
     first_byte_at: float = 0.0
     last_chunk_at: float = 0.0
@@ -285,6 +288,9 @@ class Greenroom:
         context.event = event
         context.recorded = True
         _apply(flow, inspection)
+        if inspection.redaction is not None and inspection.redaction.mapping:
+            context.redaction = inspection.redaction
+            flow.request.headers["accept-encoding"] = "identity"  # placeholders are restored in plain bytes
         context.forwarded_at = time.monotonic()
         self._watched[flow.id] = flow
         self.metrics.observe_ms("greenroom_inspect_ms", "time to inspect a request body", inspection.elapsed_ms,
@@ -297,6 +303,13 @@ class Greenroom:
             return
         self._maybe_fault("responseheaders")
         context.first_byte_at = context.last_chunk_at = time.monotonic()
+        if context.redaction is not None:
+            restorer = _stream_restorer(flow.response, context)
+            if restorer is not None:
+                context.streamed = True
+                flow.response.headers.pop("content-length", None)
+                flow.response.stream = _counting_stream(flow, context, restorer)
+            return  # otherwise buffered: `response` restores the whole body
         if _should_stream(flow.response):
             context.streamed = True
             flow.response.stream = _counting_stream(flow, context)
@@ -311,6 +324,8 @@ class Greenroom:
         size = context.streamed_bytes if context.streamed else len(flow.response.raw_content or b"") \
             if flow.response else 0
         self._remember_uploads(flow, context)
+        if context.redaction is not None and not context.streamed and flow.response is not None:
+            _restore_body(flow.response, context.redaction)
         self._complete(flow, context, Outcome(status, _ms_since(context.started), size, context.streamed))
 
     @fail_closed
@@ -333,11 +348,16 @@ class Greenroom:
         limits = context.generation.config.settings.limits
         payload, is_text, classification = message.content, message.is_text, context.classification
 
+        detection, production = context.generation.detection, context.production
+        findings = (lambda inputs: detection.reasons(inputs, production, classification.capability)) \
+            if detection and production else None
+
         def work() -> tuple[MessageInspection, tuple[str, ...]]:
-            result = inspect_message(payload, is_text, classification, limits)
+            result = inspect_message(payload, is_text, classification, limits, findings)
             return result, self.fingerprints.of_inputs(result.inputs)
 
-        result, fingerprints = work() if len(payload) <= limits.inline_inspect_bytes else await asyncio.to_thread(work)
+        inline = len(payload) <= limits.inline_inspect_bytes and not any(m in payload for m in _MEDIA_MARKERS)
+        result, fingerprints = work() if inline else await asyncio.to_thread(work)
         context.ws_messages += 1
         if result.decision.stops:
             message.drop()
@@ -480,11 +500,15 @@ class Greenroom:
         def references(inputs: Inputs) -> tuple[list[Reason], Inputs]:
             return reference_reasons(inputs, production, tool, self.ledger, self.fetcher, content_limits(limits))
 
+        detection, capability = gen.detection, context.classification.capability
+        findings = (lambda inputs: detection.reasons(inputs, production, capability)) if detection else None
+
         def work() -> tuple[Inspection, tuple[str, ...]]:
-            inspection = inspect_request(*args, references=references)
+            inspection = inspect_request(*args, findings=findings, references=references)
             return inspection, self.fingerprints.of_inputs(inspection.inputs)
 
-        if len(request.body) <= limits.inline_inspect_bytes and not _may_fetch(request.body):
+        if len(request.body) <= limits.inline_inspect_bytes and not _may_fetch(request.body) \
+                and not _may_carry_media(request):
             return work()
         return await asyncio.to_thread(work)
 
@@ -779,18 +803,47 @@ def _should_stream(response: http.Response) -> bool:
     return "content-length" not in response.headers
 
 
-def _counting_stream(flow: http.HTTPFlow, context: FlowContext) -> Callable[[bytes], bytes]:
-    def stream(chunk: bytes) -> bytes:
+def _counting_stream(
+    flow: http.HTTPFlow, context: FlowContext, transform: Callable[[bytes], list[bytes]] | None = None
+) -> Callable[[bytes], bytes | list[bytes]]:
+    def stream(chunk: bytes) -> bytes | list[bytes]:
         try:
             context.streamed_bytes += len(chunk)
             context.last_chunk_at = time.monotonic()
-            return chunk
+            return transform(chunk) if transform is not None else chunk
         except Exception as exc:  # noqa: BLE001 - a raising stream callable hangs the connection: kill it
             log.error("stream_failed", event_id=context.event_id, error=type(exc).__name__)
             asyncio.get_event_loop().call_soon(flow.kill)
             return b""
 
     return stream
+
+
+_STREAM_FORMATS = {ErrorFormat.ANTHROPIC: StreamFormat.ANTHROPIC, ErrorFormat.GEMINI: StreamFormat.GEMINI}
+
+
+def _stream_restorer(response: http.Response, context: FlowContext) -> StreamRestorer | None:
+    """The SSE restorer for a redacted request's answer; None when the answer is not SSE (buffered)."""
+    if not response.headers.get("content-type", "").lower().startswith("text/event-stream") or \
+            context.redaction is None or context.classification is None:
+        return None
+    tool, endpoint = context.classification.tool, context.classification.endpoint
+    stream_format = _STREAM_FORMATS.get(tool.error_format)
+    if stream_format is None:  # OpenAI and the OpenAI-compatible APIs
+        responses = endpoint is not None and endpoint.id.startswith("responses")
+        stream_format = StreamFormat.OPENAI_RESPONSES if responses else StreamFormat.OPENAI_CHAT
+    return StreamRestorer(context.redaction.mapping, stream_format)
+
+
+def _restore_body(response: http.Response, redaction: Redaction) -> None:
+    """Put redacted values back into a JSON answer (anything else is left as the provider sent it)."""
+    if "json" not in response.headers.get("content-type", "").lower():
+        return
+    try:
+        value = json.loads(response.get_content(strict=True) or b"null")
+    except ValueError:
+        return
+    response.content = dump_json(Restorer(redaction.mapping).restore_json(value))
 
 
 def _content_length(value: str | None) -> int | None:
@@ -820,6 +873,17 @@ def _wants_html(flow: http.HTTPFlow) -> bool:
 def _may_fetch(body: bytes) -> bool:
     """A small body that names a URL may make us fetch it: never do that on the event loop."""
     return b"://" in body
+
+
+_MEDIA_MARKERS = (b"data:", b"base64", b"iVBOR", b"/9j/", b"R0lGOD", b"UklGR", b"JVBER", b"UEsDB", b"SUQz", b"AAAA")
+
+
+def _may_carry_media(request: HttpRequest) -> bool:
+    """Media detectors take tens to hundreds of ms: any body that may carry media is checked off the loop."""
+    content_type = request.content_type
+    if content_type and not (content_type.endswith("json") or content_type.startswith("text/")):
+        return True
+    return any(marker in request.body for marker in _MEDIA_MARKERS)
 
 
 def _proxyserver() -> Any:

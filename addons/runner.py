@@ -32,6 +32,7 @@ from gateway.audit.store import open_store
 from gateway.ca import ca_dir, ensure_ca
 from gateway.config.models import AuditSettings
 from gateway.errors import ConfigError
+from gateway.metrics import Metrics
 from gateway.recorder import Fingerprinter, Recorder
 from gateway.references import FetchSettings, FileLedger, RemoteFetcher
 from gateway.reload import ConfigWatcher
@@ -64,7 +65,8 @@ def serve(opts: ServeOptions) -> int:
 
 
 async def _serve(opts: ServeOptions) -> int:
-    runtime = Runtime(opts.config_dir, opts.data_dir)
+    metrics = Metrics()
+    runtime = Runtime(opts.config_dir, opts.data_dir, metrics=metrics)
     settings = runtime.current.config.settings
     parse_overrides(opts.upstream_overrides)  # a bad spec stops us before anything listens
     opts.data_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,7 @@ async def _serve(opts: ServeOptions) -> int:
     gateway = Greenroom(
         runtime,
         recorder,
+        metrics=metrics,
         fingerprints=Fingerprinter.from_data_dir(opts.data_dir),
         fetcher=RemoteFetcher(FetchSettings(
             overrides={o.host: (o.ip, o.port) for o in parse_overrides(opts.upstream_overrides) if o.host != "*"},

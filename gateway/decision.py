@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from gateway.config.models import Action
+from gateway.detect.finding import Finding
 
 __all__ = ["Action", "Decision", "Reason", "RewriteRecord", "combine"]
 
@@ -29,6 +30,8 @@ class Reason:
     detector: str = ""
     advice: str = ""
     """what the user can do about it, when the rule's default next step is not specific enough."""
+    finding: Finding | None = field(default=None, compare=False, repr=False)
+    """the detector finding behind the reason (spans for redaction); not part of the record."""
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {"rule": self.rule, "action": self.action.value}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production, Rewrite
@@ -23,6 +23,7 @@ from gateway.content.jsonbody import ParsedJson, dump_json, parse_json
 from gateway.decision import Decision, Reason, RewriteRecord
 from gateway.errors import InspectionError, TooLargeError
 from gateway.policy import decide
+from gateway.redact import Redaction, RedactionError, apply_to_json, plan_redaction
 from gateway.tools.catalog import Classification
 from gateway.tools.rewrite import apply_rewrites, pin_tenant
 
@@ -80,6 +81,8 @@ class Inspection:
     inputs: Inputs = field(default_factory=Inputs, repr=False)
     decoded_bytes: int = 0
     elapsed_ms: float = 0.0
+    redaction: Redaction | None = field(default=None, repr=False)
+    """placeholders that replaced personal data and secrets (the mapping never leaves memory in clear)."""
 
 
 _JSON_TYPES = ("application/json", "text/json")
@@ -107,8 +110,7 @@ def inspect_request(
         reason = Reason(exc.rule, Action.BLOCK, str(exc), location=exc.location)
         result = Inspection(decide(access, [reason]))
     elapsed = (time.perf_counter() - started) * 1000
-    return Inspection(result.decision, result.rewrites, result.body, result.headers, result.target,
-                      result.inputs, result.decoded_bytes, elapsed)
+    return replace(result, elapsed_ms=elapsed)
 
 
 def _inspect(
@@ -155,7 +157,15 @@ def _inspect(
     if findings_hook is not None:
         findings.extend(findings_hook(inputs))
     decision = decide(access, findings)
-    new_body = _forward_body(request, body, parsed, result.body_changed, encoding, records)
+    redaction = None
+    if decision.action == Action.REDACT:
+        redaction = _plan_redaction(decision, inputs, parsed)
+        assert parsed is not None
+        records.extend(RewriteRecord(f"redact.{category.lower()}", "body", f"redacted x{count}")
+                       for category, count in sorted(redaction.counts().items()))
+        new_body: bytes | None = dump_json(apply_to_json(parsed.value, redaction))
+    else:
+        new_body = _forward_body(request, body, parsed, result.body_changed, encoding, records)
     return Inspection(
         decision=decision,
         rewrites=tuple(records),
@@ -164,6 +174,7 @@ def _inspect(
         target=(path + ("?" + urlencode(result.query) if result.query else "")) if result.query_changed else None,
         inputs=inputs,
         decoded_bytes=len(body),
+        redaction=redaction,
     )
 
 
@@ -203,6 +214,9 @@ def _inspect_message(
         raise _too_large(len(payload), limits.max_body_bytes)
     inputs = extract_websocket_inputs(payload, is_text, content_limits(limits))
     reasons = findings_hook(inputs) if findings_hook is not None else []
+    if decide([], reasons).action == Action.REDACT:
+        raise RedactionError("personal data and secrets cannot be redacted on a live WebSocket session",
+                             location="ws")
     rewrites = classification.endpoint.message_rewrites if classification.endpoint else []
     new_payload, records = _rewrite_message(payload, is_text, rewrites, limits)
     return MessageInspection(decide([], reasons), tuple(records), new_payload, inputs)
@@ -276,6 +290,17 @@ def _forward_body(
     if encoding:
         return body  # forward what we inspected: decoded bytes, Content-Encoding dropped
     return None
+
+
+def _plan_redaction(decision: Decision, inputs: Inputs, parsed: ParsedJson | None) -> Redaction:
+    """Placeholders for every text finding the policy chose to redact; anything else cannot be sent."""
+    if parsed is None:
+        raise RedactionError("only JSON request bodies can be redacted", location="body")
+    findings = [r.finding for r in decision.reasons if r.action == Action.REDACT and r.finding is not None]
+    missing = [r for r in decision.reasons if r.action == Action.REDACT and r.finding is None]
+    if missing or not findings:
+        raise RedactionError("a redaction was decided without a text finding to redact", location="body")
+    return plan_redaction(inputs.texts, findings)
 
 
 def _too_large(size: int, limit: int) -> InspectionError:

@@ -373,6 +373,10 @@ class Production(Model):
     tools: dict[Identifier, ToolGrant] = Field(
         default_factory=dict, description="approved tools by tool id; any other AI tool is blocked"
     )
+    unknown_voices: Action = Field(
+        Action.HOLD,
+        description="a voice matching no registered performer in a voice-clone or speech-to-speech request",
+    )
     unknown_endpoint_action: Action = Field(
         Action.NOTIFY,
         description="decision for requests to an approved tool's endpoints that the catalog does not list",

@@ -62,4 +62,4 @@ def config_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def runtime(config_dir: Path, tmp_path: Path) -> Runtime:
-    return Runtime(config_dir, tmp_path / "data")
+    return Runtime(config_dir, tmp_path / "data", detection=False)  # detectors: tests/unit/detect and e2e
