@@ -14,7 +14,9 @@ Integration (the lead wires this into inspection and the response path):
     # response side, streamed:  flow.response.stream = StreamRestorer(plan.mapping, StreamFormat.ANTHROPIC)
     #   The instance is mitmproxy's stream callable: chunk → list of chunks, b"" (end) → the rest. It never
     #   returns b"" mid-stream: mitmproxy would frame an empty chunk as the chunked-encoding terminator.
-    #   Drop Content-Length on a restored response (lengths change). Gemini must stream with `?alt=sse`;
+    #   Drop Content-Length on a restored response (lengths change). The stream callable sees the bytes
+    #   as sent: ask for an identity-encoded answer (drop Accept-Encoding on a redacted request), since a
+    #   gzipped SSE stream is not parsed and passes unrestored. Gemini must stream with `?alt=sse`;
     #   its JSON-array stream is not SSE: restore it whole with restore_json, or force alt=sse.
 
 Placeholders are `[CATEGORY_N]`; the category keeps meaning for the model, N counts distinct values
