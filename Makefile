@@ -26,6 +26,7 @@ run: install
 	$(VENV)/bin/greenroom serve --config $(CONFIG) --data-dir $(DATA_DIR)
 
 test: install
+	@sh scripts/system-deps.sh
 	$(PY) -m pytest
 
 test-fast: install
