@@ -267,8 +267,20 @@ async def openai_app(req: Req, send: Send) -> None:
     return await _json(send, _oai_error(f"Invalid URL ({req.method} {req.path})"), 404, _oai_headers())
 
 
+def _echo(req: Req, default: str) -> str:
+    """With `x-fake-echo: 1` the answer repeats the last user message (tests of placeholder restoration)."""
+    if req.headers.get("x-fake-echo") != "1":
+        return default
+    messages = req.json.get("messages") or []
+    content = messages[-1].get("content", "") if messages and isinstance(messages[-1], dict) else ""
+    if isinstance(content, list):
+        content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return f"You said: {content}"
+
+
 async def _chat_completions(req: Req, send: Send) -> None:
     model = str(req.json.get("model") or "gpt-4o-mini")
+    answer = _echo(req, OPENAI_ANSWER)
     cid = "chatcmpl-" + uuid.uuid4().hex[:24]
     created = int(time.time())
     usage = {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}
@@ -284,7 +296,7 @@ async def _chat_completions(req: Req, send: Send) -> None:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": OPENAI_ANSWER, "refusal": None},
+                        "message": {"role": "assistant", "content": answer, "refusal": None},
                         "logprobs": None,
                         "finish_reason": "stop",
                     }
@@ -306,7 +318,7 @@ async def _chat_completions(req: Req, send: Send) -> None:
 
     s = Stream(send, req.delay)
     await s.start("text/event-stream; charset=utf-8", _oai_headers())
-    pieces = stream_pieces(OPENAI_ANSWER, req.events)
+    pieces = stream_pieces(answer, req.events)
     for i, piece in enumerate(pieces):
         delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
         await s.chunk(_sse(chunk(delta)), paced=True)
