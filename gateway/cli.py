@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.errors import GreenroomError
+from gateway.logsetup import configure_logging
 
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
@@ -23,6 +24,7 @@ COMMAND_MODULES = (
     "gateway.commands.ca",
     "gateway.commands.config",
     "gateway.commands.tools",
+    "gateway.commands.policy",
     "gateway.commands.audit",
     "gateway.commands.keys",
     "gateway.commands.pac",
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "serve":  # commands print their results on stdout; logs go to stderr, warnings up
+        configure_logging("warning", sys.stderr)
     try:
         return int(args.handler(args) or 0)
     except GreenroomError as exc:
