@@ -303,6 +303,9 @@ class Greenroom:
             return
         self._maybe_fault("responseheaders")
         context.first_byte_at = context.last_chunk_at = time.monotonic()
+        if context.event is not None:  # the reference a user quotes to the security team
+            flow.response.headers["X-Greenroom-Event"] = context.event.id
+            flow.response.headers["X-Greenroom-Decision"] = context.event.decision.action.value
         if context.redaction is not None:
             restorer = _stream_restorer(flow.response, context)
             if restorer is not None:
