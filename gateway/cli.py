@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "gateway.commands.report",
     "gateway.commands.review",
     "gateway.commands.registry",
+    "gateway.commands.provenance",
 )
 
 

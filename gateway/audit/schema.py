@@ -4,6 +4,7 @@
     audit_entries      the hash chains: one row per event or outcome, (replica, seq) unique
     audit_captures     encrypted captured inputs, (event_id, idx) unique
     vault_keys         production key versions, wrapped by the master key; NULL once destroyed
+    output_ledger      fingerprints of generated outputs (v2; gateway.provenance): hashes, never bytes
 
 Statements use `?` placeholders; the PostgreSQL backend translates them. Types are written per
 dialect through `{blob}` (BLOB / BYTEA) and `{real}` (REAL / DOUBLE PRECISION).
@@ -94,7 +95,30 @@ _V1 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1),)
+_V2 = (
+    """CREATE TABLE output_ledger (
+        event_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        production TEXT NOT NULL,
+        username TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        ts {real} NOT NULL,
+        kind TEXT NOT NULL,
+        location TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        sha256 TEXT NOT NULL,
+        pdq {blob},
+        variants TEXT NOT NULL,
+        audio {blob},
+        features {blob},
+        PRIMARY KEY (event_id, idx)
+    )""",
+    "CREATE INDEX output_ledger_sha256 ON output_ledger (sha256)",
+    "CREATE INDEX output_ledger_production_ts ON output_ledger (production, ts)",
+)
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = ((1, _V1), (2, _V2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 _TYPES = {
