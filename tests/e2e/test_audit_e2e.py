@@ -152,7 +152,6 @@ def test_three_replicas_share_postgresql(fake: FakeProviderProcess, pki: TestPKI
     """Three gateway processes on one PostgreSQL audit store: concurrent clients through all three; every
     replica's chain verifies and the events equal the answered requests."""
     master = base64.b64encode(secrets.token_bytes(32)).decode()
-    checkpoints = tmp_path / "checkpoints"
     env = {"GREENROOM_AUDIT_DSN": pg_schema, "GREENROOM_MASTER_KEY": master}
     replicas = []
     try:

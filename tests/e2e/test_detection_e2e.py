@@ -49,7 +49,9 @@ def test_talent_photo_without_consent_is_blocked(gateway: GatewayProcess, fake: 
     assert not fake.records("api.openai.com")
 
 
-def test_talent_photo_with_consent_is_allowed_and_notified(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+def test_talent_photo_with_consent_is_allowed_and_notified(
+    gateway: GatewayProcess, fake: FakeProviderProcess
+) -> None:
     answer = sdk(gateway, BOB).chat.completions.create(model="gpt-4o", messages=image_message(FACE))
     assert answer.choices[0].message.content
     event = next(e for e in reversed(events(gateway)) if e["user"] == "bob" and e["endpoint"] == "chat.completions")

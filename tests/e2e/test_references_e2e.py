@@ -65,7 +65,9 @@ def test_references_the_gateway_cannot_fetch_are_refused(gateway: GatewayProcess
     assert not fake.records("api.openai.com")
 
 
-def test_file_uploaded_through_the_gateway_can_be_referenced(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+def test_file_uploaded_through_the_gateway_can_be_referenced(
+    gateway: GatewayProcess, fake: FakeProviderProcess
+) -> None:
     """A file id returned for an upload through the gateway is known; referencing it passes."""
     with client(gateway, ALICE) as c:
         up = c.post("https://api.openai.com/v1/files", files={"file": ("notes.txt", b"interview notes", "text/plain")},
