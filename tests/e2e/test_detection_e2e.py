@@ -61,7 +61,9 @@ def test_talent_photo_with_consent_is_allowed_and_notified(
 
 
 @pytest.mark.parametrize("user", [ALICE, BOB])
-def test_unlicensed_poster_is_blocked(gateway: GatewayProcess, fake: FakeProviderProcess, user: tuple[str, str]) -> None:
+def test_unlicensed_poster_is_blocked(
+    gateway: GatewayProcess, fake: FakeProviderProcess, user: tuple[str, str]
+) -> None:
     with pytest.raises(openai.PermissionDeniedError) as refused:
         sdk(gateway, user).chat.completions.create(model="gpt-4o", messages=image_message(POSTER))
     assert "ip.image" in str(refused.value)
