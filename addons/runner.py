@@ -10,6 +10,7 @@ serving).
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -119,9 +120,8 @@ async def _serve(opts: ServeOptions) -> int:
         admin = AdminServer(
             opts.admin_host or settings.admin.host,
             admin_port,
-            gateway.metrics.render,
-            lambda: {"config": True, "ca": ca_cert.exists(), "store": recorder.healthy(),
-                     "draining": not gateway.draining},
+            lambda: _metrics_text(gateway, runtime),
+            lambda: _readiness(gateway, runtime, recorder, ca_cert, opts.data_dir),
         )
         admin_addr = await admin.start()
     _announce(bound, ca_cert, settings.review_url, admin_addr if admin else None, runtime)
@@ -170,6 +170,29 @@ async def _purge_periodically(runtime: Runtime, recorder: Recorder, every: float
             if purged:
                 log.info("captures_purged", production=production.id, count=purged)
         await asyncio.sleep(every)
+
+
+def _readiness(
+    gateway: Greenroom, runtime: Runtime, recorder: Recorder, ca_cert: Path, data_dir: Path
+) -> dict[str, bool]:
+    """Ready = config loaded, store writable, keys available, registry index and detectors loaded."""
+    keys = data_dir / "keys" / "master.key"
+    return {
+        "config": runtime.current is not None,
+        "store": recorder.healthy(),
+        "keys": keys.exists() or bool(os.environ.get("GREENROOM_MASTER_KEY")),
+        "registry": runtime.current.detection is not None,
+        "ca": ca_cert.exists(),
+        "not_draining": not gateway.draining,
+    }
+
+
+def _metrics_text(gateway: Greenroom, runtime: Runtime) -> str:
+    gateway.metrics.set("greenroom_config_generation", "configuration generation serving", runtime.current.number)
+    gateway.metrics.set("greenroom_config_reload_failures", "configurations refused on reload",
+                        runtime.reload_failures)
+    gateway.metrics.set("greenroom_inflight_requests", "AI requests in flight", len(gateway.inflight))
+    return gateway.metrics.render()
 
 
 async def _wait_bound(master: Master, expected: int, run: asyncio.Task[None]) -> list[tuple[str, int]]:
