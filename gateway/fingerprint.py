@@ -36,7 +36,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gateway.content.image import decode_image_frames
 from gateway.content.inputs import MediaItem
@@ -44,7 +44,7 @@ from gateway.content.limits import ContentLimits
 from gateway.content.media import SAMPLE_RATE, decode_audio
 from gateway.content.sniff import sniff
 from gateway.detect.media_guard import guarded
-from gateway.detect.media_image import dihedral_hashes, perceptual_hash
+from gateway.detect.media_image import dihedral_hashes, local_features, perceptual_hash
 from gateway.errors import TooLargeError, UninspectableError
 from gateway.outputs import OutputItem, OutputKind
 
@@ -55,12 +55,14 @@ __all__ = [
     "AudioFingerprint",
     "AudioFingerprinter",
     "ImageHash",
+    "LocalFeatures",
     "OutputFingerprint",
     "audio_distance",
     "fingerprint_audio",
     "fingerprint_file",
     "fingerprint_media",
     "fingerprint_output",
+    "image_features",
     "image_hashes",
     "pdq_distance",
     "sampled_frames",
@@ -135,6 +137,54 @@ class AudioFingerprint:
 
 
 @dataclass(frozen=True, slots=True)
+class LocalFeatures:
+    """ORB keypoints of an image: positions and 256-bit descriptors of small corner patches.
+
+    For crops that are not on the recorded grid, rotations and stills pasted into a larger frame.
+    Descriptors are binary comparisons inside 31 px patches: they identify, they cannot be drawn back.
+    """
+
+    points: bytes
+    """float32 (x, y) per keypoint, in the analysed image's pixels."""
+    descriptors: bytes
+    """32 bytes per keypoint."""
+    width: int
+    height: int
+    variant: str = "full"
+
+    @property
+    def count(self) -> int:
+        return len(self.descriptors) // 32
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        points = np.frombuffer(self.points, np.float32).reshape(-1, 2)
+        return points, np.frombuffer(self.descriptors, np.uint8).reshape(-1, 32)
+
+    def to_bytes(self) -> bytes:
+        header = np.array([self.count, self.width, self.height], ">u4").tobytes()
+        return header + self.points + self.descriptors
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> LocalFeatures:
+        count, width, height = (int(v) for v in np.frombuffer(blob[:12], ">u4"))
+        points = bytes(blob[12 : 12 + 8 * count])
+        return cls(points, bytes(blob[12 + 8 * count : 12 + 40 * count]), width, height)
+
+
+def image_features(image: Image.Image, *, recorded: bool) -> tuple[LocalFeatures, ...]:
+    """ORB features: recorded side of the image; query side of it and of its mirror."""
+    variants = [("full", image)] if recorded else [("full", image), ("flip", ImageOps.mirror(image))]
+    found = []
+    with guarded("local features", "image"):
+        for name, picture in variants:
+            features = local_features(picture, query=not recorded)
+            points = np.ascontiguousarray(features.points, np.float32).tobytes()
+            descriptors = np.ascontiguousarray(features.descriptors, np.uint8).tobytes()
+            found.append(LocalFeatures(points, descriptors, features.size[0], features.size[1], name))
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
 class OutputFingerprint:
     """Everything recorded (or compared) about one piece of media; never its bytes."""
 
@@ -144,6 +194,8 @@ class OutputFingerprint:
     media_type: str
     images: tuple[ImageHash, ...] = ()
     audio: AudioFingerprint | None = None
+    features: tuple[LocalFeatures, ...] = ()
+    """ORB features of a still image (recorded: the image; query: the image and its mirror)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +392,7 @@ def fingerprint_media(
     if sniffed is None or sniffed.kind not in ("image", "audio", "video"):
         return None
     media = MediaItem(data, sniffed.kind, sniffed.mime, sniffed.mime, location)
-    return _fingerprint(media, sniffed.kind, recorded=recorded, limits=limits)  # type: ignore[arg-type]
+    return _fingerprint(media, sniffed.kind, recorded=recorded, limits=limits)
 
 
 def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputFingerprint | None:
@@ -376,8 +428,8 @@ def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputF
             images += image_hashes(frame, recorded=False, prefix=f"frame {number} @{seconds:.1f}s ")
     fingerprinter = AudioFingerprinter()
     heard = False
-    for chunk in stream_audio(path, limits, location):
-        fingerprinter.update(chunk)
+    for samples in stream_audio(path, limits, location):
+        fingerprinter.update(samples)
         heard = True
     if heard:
         audio = fingerprinter.finish()
@@ -388,12 +440,14 @@ def _fingerprint(media: MediaItem, kind: OutputKind, *, recorded: bool, limits: 
     digest = hashlib.sha256(media.data).hexdigest()
     images: list[ImageHash] = []
     audio: AudioFingerprint | None = None
+    features: tuple[LocalFeatures, ...] = ()
     if kind == "video" and not _has_video(io.BytesIO(media.data), media.location):
         kind = "audio"  # an MP4/QuickTime container holding only sound (M4A with an `isom` brand)
     if kind == "image":
         frames = decode_image_frames(media, limits)
         for number, frame in enumerate(frames[:_MAX_OUTPUT_FRAMES]):
             images += image_hashes(frame, recorded=recorded, prefix="" if len(frames) == 1 else f"frame {number} ")
+        features = image_features(frames[0], recorded=recorded)
     elif kind == "audio":
         audio = fingerprint_audio(decode_audio(media, limits))
     else:
@@ -404,7 +458,7 @@ def _fingerprint(media: MediaItem, kind: OutputKind, *, recorded: bool, limits: 
             else:
                 images += image_hashes(frame, recorded=False, prefix=prefix)
         audio = _video_audio(media, limits)
-    return OutputFingerprint(kind, digest, len(media.data), media.sniffed_type, tuple(images), audio)
+    return OutputFingerprint(kind, digest, len(media.data), media.sniffed_type, tuple(images), audio, features)
 
 
 def _has_video(source: io.BytesIO | Path, location: str) -> bool:
@@ -430,7 +484,8 @@ def sampled_frames(
     """
     sampled = 0
     next_time = 0.0
-    with guarded("video", location), av.open(source if isinstance(source, io.BytesIO) else str(source)) as container:
+    opened = source if isinstance(source, io.BytesIO) else str(source)
+    with guarded("video", location), av.open(opened, "r") as container:
         if not container.streams.video:
             raise UninspectableError("no video stream", location=location)
         stream = container.streams.video[0]

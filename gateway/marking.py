@@ -173,7 +173,7 @@ def _mark_png(data: bytes, text: str, packet: bytes) -> MarkResult:
 
 def _jpeg_segments(data: bytes) -> list[tuple[int, bytes, int, int]]:
     """(marker, payload, start, end) of the header segments up to the first that is not APPn/COM."""
-    segments = []
+    segments: list[tuple[int, bytes, int, int]] = []
     position = 2
     while position + 4 <= len(data):
         if data[position] != 0xFF:

@@ -26,17 +26,20 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import cv2
+import faiss
 import numpy as np
 
 from gateway.audit.schema import Database, migrate
 from gateway.audit.store import open_database
 from gateway.config.models import AuditSettings
-from gateway.fingerprint import AudioFingerprint, ImageHash, OutputFingerprint, audio_distance
+from gateway.fingerprint import AudioFingerprint, ImageHash, LocalFeatures, OutputFingerprint, audio_distance
 
 __all__ = [
     "AUDIO_THRESHOLD",
+    "FEATURE_INLIERS",
     "MIN_QUALITY",
     "PDQ_THRESHOLD",
     "LedgerView",
@@ -49,6 +52,9 @@ PDQ_THRESHOLD = 31
 """bits of 256: PDQ's published match radius; the closest distinct image measured was 88 bits."""
 AUDIO_THRESHOLD = 0.30
 """bit error rate: re-encoded copies measured ≤ 0.15, unrelated audio ≥ 0.42."""
+FEATURE_INLIERS = 40
+"""RANSAC homography inliers for a local-feature match (media-matching.md: unrelated photos ≤ 7, look-alike
+synthetic posters ≤ 35)."""
 MIN_QUALITY = 50
 """PDQ quality below which a hash is too flat to near-match (it still matches exactly by SHA-256)."""
 
@@ -56,12 +62,12 @@ _HASH_BYTES = 32
 _CHUNK = 65_536
 _COLUMNS = "event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256"
 _INSERT = (
-    "INSERT INTO output_ledger (" + _COLUMNS + ", pdq, variants, audio) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO output_ledger (" + _COLUMNS + ", pdq, variants, audio, features) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_ALL = (
     "SELECT event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256, "
-    "pdq, variants, audio FROM output_ledger "
+    "pdq, variants, audio, features FROM output_ledger "
 )
 _SELECT_SHA = (
     "SELECT event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256 "
@@ -95,9 +101,10 @@ class OutputMatch:
 
     record: OutputRecord
     match: MatchKind
-    measure: Literal["sha256", "pdq", "audio"]
+    measure: Literal["sha256", "pdq", "features", "audio"]
     distance: float
-    """0 for sha256; Hamming bits for pdq; bit error rate for audio."""
+    """0 for sha256; Hamming bits for pdq; bit error rate for audio; homography inliers for features
+    (there, more is closer)."""
     detail: str = ""
     """which hashes met (`crop 90% ~ flip`), or where the audio lines up."""
 
@@ -167,8 +174,9 @@ class OutputLedger:
         pdq = b"".join(h.bits + bytes([max(0, min(100, h.quality))]) for h in fingerprint.images)
         variants = json.dumps([h.variant for h in fingerprint.images], separators=(",", ":"))
         audio = fingerprint.audio.to_bytes() if fingerprint.audio is not None else None
+        features = fingerprint.features[0].to_bytes() if fingerprint.features else None
         with self.db.transaction() as session:
-            session.execute(_INSERT, (*_row(record), pdq or None, variants, audio))
+            session.execute(_INSERT, (*_row(record), pdq or None, variants, audio, features))
         return record
 
     def view(self, production: str | None = None) -> LedgerView:
@@ -207,7 +215,7 @@ class OutputLedger:
 class LedgerView:
     """Recorded outputs loaded into arrays: PDQ hashes scanned with numpy popcounts, audio aligned."""
 
-    def __init__(self, rows: Iterable[Sequence[object]]) -> None:
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
         self.records: list[OutputRecord] = []
         self._by_sha: dict[str, list[int]] = {}
         hashes: list[np.ndarray] = []
@@ -215,12 +223,16 @@ class LedgerView:
         qualities: list[np.ndarray] = []
         self._variants: list[str] = []
         self._audio: list[tuple[int, AudioFingerprint]] = []
+        self._features: list[tuple[int, LocalFeatures]] = []
+        self._feature_index: _FeatureIndex | None = None
         for row in rows:
             number = len(self.records)
             record = _record(row[:11])
             self.records.append(record)
             self._by_sha.setdefault(record.sha256, []).append(number)
-            pdq, variants, audio = row[11], row[12], row[13]
+            pdq, variants, audio, features = row[11], row[12], row[13], row[14]
+            if features:
+                self._features.append((number, LocalFeatures.from_bytes(bytes(features))))
             if pdq:
                 packed = np.frombuffer(bytes(pdq), np.uint8).reshape(-1, _HASH_BYTES + 1)
                 hashes.append(packed[:, :_HASH_BYTES])
@@ -241,7 +253,7 @@ class LedgerView:
 
     def match(
         self, fingerprint: OutputFingerprint, *, pdq_threshold: int = PDQ_THRESHOLD,
-        audio_threshold: float = AUDIO_THRESHOLD,
+        audio_threshold: float = AUDIO_THRESHOLD, feature_inliers: int = FEATURE_INLIERS,
     ) -> list[OutputMatch]:  # fmt: skip
         """Every recorded output the fingerprint matches, one match each (exact before near), best first."""
         found: dict[int, OutputMatch] = {}
@@ -253,7 +265,33 @@ class LedgerView:
         for number, match in near:
             if number not in found:
                 found[number] = match
-        return sorted(found.values(), key=lambda m: (m.match != "exact", m.measure != "pdq", m.distance))
+        if fingerprint.features and not found:  # stage 2, only when nothing cheaper matched
+            for number, match in self._feature_matches(fingerprint.features, feature_inliers):
+                found.setdefault(number, match)
+        return sorted(found.values(), key=_rank)
+
+    def match_features(
+        self, features: LocalFeatures | Sequence[LocalFeatures], inliers: int = FEATURE_INLIERS
+    ) -> list[OutputMatch]:
+        """Outputs whose ORB keypoints map onto the query's by one homography with ≥ `inliers` inliers."""
+        queries = [features] if isinstance(features, LocalFeatures) else list(features)
+        return [m for _, m in self._feature_matches(queries, inliers)]
+
+    def _feature_matches(self, queries: Sequence[LocalFeatures], needed: int) -> list[tuple[int, OutputMatch]]:
+        if not self._features:
+            return []
+        if self._feature_index is None:
+            self._feature_index = _FeatureIndex(self._features)
+        best: dict[int, tuple[int, str]] = {}
+        for query in queries:
+            for owner, inliers in self._feature_index.match(query):
+                if inliers >= needed and inliers > best.get(owner, (0, ""))[0]:
+                    best[owner] = (inliers, query.variant)
+        found = []
+        for owner, (inliers, variant) in best.items():
+            detail = f"{inliers} ORB inliers ~ {variant}"
+            found.append((owner, OutputMatch(self.records[owner], "near", "features", float(inliers), detail)))
+        return found
 
     def match_sha256(self, sha256: str) -> list[OutputMatch]:
         return [
@@ -308,6 +346,15 @@ class LedgerView:
         return found
 
 
+_ORDER_OF_MEASURES = {"sha256": 0, "pdq": 1, "features": 2, "audio": 3}
+
+
+def _rank(match: OutputMatch) -> tuple[int, float]:
+    """Best first: by measure, then closeness (inliers count the other way)."""
+    closeness = -match.distance if match.measure == "features" else match.distance
+    return _ORDER_OF_MEASURES[match.measure], closeness
+
+
 def _row(record: OutputRecord) -> tuple[object, ...]:
     return (
         record.event_id, record.index, record.production, record.user, record.tool, record.ts, record.kind,
@@ -315,9 +362,53 @@ def _row(record: OutputRecord) -> tuple[object, ...]:
     )  # fmt: skip
 
 
-def _record(row: Sequence[object]) -> OutputRecord:
+def _record(row: Sequence[Any]) -> OutputRecord:
     event_id, index, production, user, tool, ts, kind, location, media_type, size, sha256 = row
     return OutputRecord(
-        str(event_id), int(index), str(production), str(user), str(tool), float(ts), str(kind),  # type: ignore[arg-type]
-        str(location), str(media_type), int(size), str(sha256),  # type: ignore[arg-type]
+        str(event_id), int(index), str(production), str(user), str(tool), float(ts), str(kind),
+        str(location), str(media_type), int(size), str(sha256),
     )  # fmt: skip
+
+
+class _FeatureIndex:
+    """Every recorded output's ORB descriptors in one faiss binary index: 2-NN ratio test, votes per
+    output, RANSAC homography on the most-voted few (as the registry's IP image bank does)."""
+
+    _RATIO = 0.8
+    _MIN_VOTES = 6
+    _TOP = 3
+    _RANSAC_PIXELS = 8.0
+
+    def __init__(self, features: Sequence[tuple[int, LocalFeatures]]) -> None:
+        arrays = [f.arrays() for _, f in features]
+        self._points = np.concatenate([p for p, _ in arrays]) if arrays else np.zeros((0, 2), np.float32)
+        descriptors = np.concatenate([d for _, d in arrays]) if arrays else np.zeros((0, 32), np.uint8)
+        self._owners = np.concatenate(
+            [np.full(f.count, owner, np.int64) for owner, f in features] or [np.zeros(0, np.int64)]
+        )
+        self._index = faiss.IndexBinaryFlat(256)
+        if len(descriptors):
+            self._index.add(np.ascontiguousarray(descriptors))
+
+    def match(self, query: LocalFeatures) -> list[tuple[int, int]]:
+        """(owner, inliers) for the most-voted recorded outputs."""
+        points, descriptors = query.arrays()
+        if len(descriptors) < self._MIN_VOTES or self._index.ntotal < 2:
+            return []
+        distances, labels = self._index.search(np.ascontiguousarray(descriptors), 2)
+        good = distances[:, 0] < self._RATIO * distances[:, 1]
+        query_points = points[good]
+        bank_rows = labels[good, 0]
+        owners = self._owners[bank_rows]
+        found = []
+        candidates, votes = np.unique(owners, return_counts=True)
+        for owner in candidates[np.argsort(-votes)][: self._TOP]:
+            chosen = owners == owner
+            if int(chosen.sum()) < self._MIN_VOTES:
+                continue
+            _, mask = cv2.findHomography(
+                query_points[chosen].astype(np.float32), self._points[bank_rows[chosen]].astype(np.float32),
+                cv2.RANSAC, self._RANSAC_PIXELS,
+            )  # fmt: skip
+            found.append((int(owner), 0 if mask is None else int(mask.sum())))
+        return found

@@ -201,6 +201,9 @@ def test_recorded_and_query_sides() -> None:
     assert recorded is not None and query is not None
     assert [h.variant for h in recorded.images][:5] == ["full", "crop 90%", "crop 80%", "crop 70%", "crop 60%"]
     assert len(recorded.images) == 21 and len(query.images) == 8
+    assert [f.variant for f in recorded.features] == ["full"]
+    assert [f.variant for f in query.features] == ["full", "flip"]
+    assert all(f.count > 100 for f in recorded.features + query.features)
     assert {h.variant for h in query.images} >= {"full", "flip", "rot180"}
     assert all(len(h.bits) == 32 and h.quality >= 50 for h in recorded.images + query.images)
 

@@ -110,7 +110,19 @@ COPIES = [
     ("mirrored.jpg", ImageOps.mirror, "JPEG", "near"),
     ("all at once.webp", lambda image: colour_grade(crop(ImageOps.mirror(image), 0.1)).resize((480, 320)), "WEBP",
      "near"),
+    # off the recorded crop grid: found by local features (stage 2)
+    ("cropped 5% left.jpg", lambda image: crop(image, 0.05, "left"), "JPEG", "near"),
+    ("cropped 25% top-left.jpg", lambda image: crop(image, 0.25, "top-left"), "JPEG", "near"),
+    ("rotated 5 degrees.jpg", lambda image: image.rotate(5), "JPEG", "near"),
+    ("screenshot.png", lambda image: _screenshot(image), "PNG", "near"),
 ]
+
+
+def _screenshot(image: Image.Image) -> Image.Image:
+    """The still at 60 % inside a 1920×1080 grey frame, as a review-tool screenshot would show it."""
+    frame = Image.new("RGB", (1920, 1080), (240, 240, 240))
+    frame.paste(image.resize((image.width * 6 // 10, image.height * 6 // 10)), (300, 200))
+    return frame
 
 
 @pytest.mark.parametrize(("name", "transform", "fmt", "kind"), COPIES, ids=[c[0] for c in COPIES])
@@ -140,7 +152,8 @@ def test_scan_finds_exactly_the_generated_image(
     assert (match["tool"], match["user"], match["production"], match["date"]) == (
         "openai-api", "alice", "northern-lights", "2026-09-21T14:13:20Z"
     )
-    assert match["measure"] == ("sha256" if kind == "exact" else "pdq")
+    on_grid = not any(word in name for word in ("5%", "25%", "rotated", "screenshot"))
+    assert match["measure"] == ("sha256" if kind == "exact" else "pdq" if on_grid else "features")
     assert report["unchecked"] == [] and report["files"] == len(unrelated) + 1 and report["media"] == len(unrelated)
 
 
@@ -307,7 +320,7 @@ def test_scan_speed_is_reasonable(data_dir: Path, tmp_path: Path, unrelated: dic
             images = tuple(ImageHash(rng.integers(0, 256, 32, np.uint8).tobytes(), 90, h.variant)
                            for h in fingerprint.images)  # fmt: skip
             ledger.record(event_id=f"evt_{n}", index=0, production="p", user="u", tool="t", ts=TS,
-                          fingerprint=replace(fingerprint, sha256=f"{n:064x}", images=images))  # fmt: skip
+                          fingerprint=replace(fingerprint, sha256=f"{n:064x}", images=images, features=()))  # fmt: skip
         _write(tmp_path / "in", unrelated)
         started = time.monotonic()
         report = scan([tmp_path / "in"], ledger.view())
