@@ -10,7 +10,9 @@ nothing is decoded or re-encoded. The XMP packet uses the IPTC vocabulary every 
 knows — `Iptc4xmpExt:DigitalSourceType` = `trainedAlgorithmicMedia` — plus a `greenroom:` namespace
 (`Temporary`, `EventId`, `Tool`, `Generated`). Other formats (WebP, GIF, audio, video) are returned
 unchanged with `marked=False`. A file that already carries an XMP packet keeps it (merging XMP is
-out of scope); it gets the plain-text marker only.
+out of scope); it gets the plain-text marker only. A file that carries a C2PA manifest (PNG `caBX`
+chunk, JPEG APP11 JUMBF) is left byte for byte as it is: its manifest's hash binds the file's
+bytes, and inserting anything would turn the provider's valid credential into a broken one.
 
 This is a label, not a credential: anyone can strip or forge it. What a signed C2PA manifest adds,
 and how to get there, is in docs/outputs.md. Marking changes the bytes, so fingerprint (and
@@ -26,7 +28,7 @@ import zlib
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr, unescape
 
-__all__ = ["MARKER_KEYWORD", "MARKER_TEXT", "MarkResult", "Marker", "mark_image", "read_marker"]
+__all__ = ["MARKER_KEYWORD", "MARKER_TEXT", "MarkResult", "Marker", "has_c2pa_manifest", "mark_image", "read_marker"]
 
 MARKER_KEYWORD = "AI-Generated"
 MARKER_TEXT = "AI-generated, temporary: not for final deliverables"
@@ -61,6 +63,8 @@ def mark_image(data: bytes, *, event_id: str, tool: str, ts: float) -> MarkResul
     """`data` with the marker inserted (PNG, JPEG); other or malformed files come back unchanged."""
     if read_marker(data) is not None:
         return MarkResult(data, False)
+    if has_c2pa_manifest(data):
+        return MarkResult(data, False, ("c2pa manifest present: left intact",))
     generated = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"{MARKER_TEXT} (Greenroom event {event_id}, {tool}, {generated})"
     packet = _xmp_packet(event_id, tool, generated)
@@ -99,6 +103,18 @@ def read_marker(data: bytes) -> Marker | None:
     return Marker(
         marker_text or MARKER_TEXT, fields.get("EventId", ""), fields.get("Tool", ""), fields.get("Generated", "")
     )
+
+
+def has_c2pa_manifest(data: bytes) -> bool:
+    """Whether a PNG or JPEG embeds a C2PA manifest store (PNG `caBX` chunk; JPEG APP11 JUMBF `c2pa`)."""
+    try:
+        if data.startswith(_PNG_SIGNATURE):
+            return any(kind == b"caBX" for kind, _, _, _ in _png_chunks(data))
+        if data.startswith(b"\xff\xd8"):
+            return any(marker == 0xEB and b"c2pa" in payload for marker, payload, _, _ in _jpeg_segments(data))
+    except (ValueError, struct.error):
+        return False
+    return False
 
 
 def _xmp_packet(event_id: str, tool: str, generated: str) -> bytes:

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from gateway.marking import DIGITAL_SOURCE_TYPE, MARKER_KEYWORD, MARKER_TEXT, mark_image, read_marker
+from gateway.marking import (
+    DIGITAL_SOURCE_TYPE,
+    MARKER_KEYWORD,
+    MARKER_TEXT,
+    has_c2pa_manifest,
+    mark_image,
+    read_marker,
+)
 
 TS = 1_790_000_000.0
 
@@ -102,3 +111,27 @@ def test_values_are_escaped_in_the_xmp() -> None:
     result = mark_image(_picture("PNG"), event_id="evt_1", tool='a"b<c>&d', ts=TS)
     marker = read_marker(result.data)
     assert marker is not None and marker.tool == "a'b<c>&d"
+
+
+def _with_png_chunk(data: bytes, kind: bytes, payload: bytes) -> bytes:
+    chunk = struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+    return data[:33] + chunk + data[33:]  # after the signature (8) and IHDR (25)
+
+
+def _with_jpeg_app11(data: bytes, payload: bytes) -> bytes:
+    return data[:2] + b"\xff\xeb" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _with_png_chunk(_picture("PNG"), b"caBX", b"\x00\x00\x00\x10jumb\x00\x00\x00\x08jumdc2pa"),
+        _with_jpeg_app11(_picture("JPEG"), b"JP\x00\x00\x00\x00\x00\x01\x00\x00\x00\x10jumbjumdc2pa"),
+    ],
+    ids=["png caBX", "jpeg APP11"],
+)
+def test_a_provider_c2pa_manifest_is_never_broken(data: bytes) -> None:
+    """Content credentials bind the file's bytes: a file carrying one is returned untouched."""
+    assert has_c2pa_manifest(data)
+    result = mark_image(data, event_id="evt_1", tool="openai-api", ts=TS)
+    assert not result.marked and result.data == data and "c2pa" in result.how[0]
