@@ -326,45 +326,74 @@ def audio_distance(query: AudioFingerprint, stored: AudioFingerprint) -> AudioAl
     minimum = min(_MIN_OVERLAP, int(q_voiced.sum()), int(s_voiced.sum()))
     if minimum < _MIN_OVERLAP // 2:
         return None
-    best: tuple[float, int, int] | None = None
-    for offset in _candidate_offsets(q, q_voiced, s, s_voiced):
-        q0, s0 = max(0, -offset), max(0, offset)
-        length = min(len(q) - q0, len(s) - s0)
-        if length <= 0:
-            continue
-        both = q_voiced[q0 : q0 + length] & s_voiced[s0 : s0 + length]
-        shared = int(both.sum())
-        if shared < minimum:
-            continue
-        errors = np.bitwise_count(q[q0 : q0 + length][both] ^ s[s0 : s0 + length][both]).sum()
-        ber = float(errors) / (32 * shared)
-        if best is None or ber < best[0]:
-            best = (ber, offset, shared)
-    if best is None:
+    candidates = [_near_zero(q, q_voiced, s, s_voiced, minimum)]
+    for offset in _voted_offsets(q, q_voiced, s, s_voiced):
+        candidates.append(_scored(q, q_voiced, s, s_voiced, offset, minimum))
+    found = [c for c in candidates if c is not None]
+    if not found:
         return None
+    ber, offset, shared = min(found)
     hop = AUDIO_HOP / SAMPLE_RATE
-    return AudioAlignment(best[0], best[1] * hop, best[2] * hop)
+    return AudioAlignment(ber, offset * hop, shared * hop)
 
 
-def _candidate_offsets(q: np.ndarray, q_voiced: np.ndarray, s: np.ndarray, s_voiced: np.ndarray) -> list[int]:
-    """Offsets (stored index − query index) worth scoring: votes of identical frames, and ±1 s of 0."""
-    offsets = set(range(-_SEARCH_AROUND_ZERO, _SEARCH_AROUND_ZERO + 1))
+def _scored(
+    q: np.ndarray, q_voiced: np.ndarray, s: np.ndarray, s_voiced: np.ndarray, offset: int, minimum: int
+) -> tuple[float, int, int] | None:
+    """(BER, offset, shared voiced frames) with query frame i against stored frame i + offset."""
+    q0, s0 = max(0, -offset), max(0, offset)
+    length = min(len(q) - q0, len(s) - s0)
+    if length <= 0:
+        return None
+    both = q_voiced[q0 : q0 + length] & s_voiced[s0 : s0 + length]
+    shared = int(both.sum())
+    if shared < minimum:
+        return None
+    errors = int(np.bitwise_count(q[q0 : q0 + length][both] ^ s[s0 : s0 + length][both]).sum())
+    return errors / (32 * shared), offset, shared
+
+
+def _near_zero(
+    q: np.ndarray, q_voiced: np.ndarray, s: np.ndarray, s_voiced: np.ndarray, minimum: int
+) -> tuple[float, int, int] | None:
+    """The best of every offset within ±1 s of zero (encoder delay, trimmed starts), in one numpy pass."""
+    window = _SEARCH_AROUND_ZERO
+    span = min(len(q), len(s) + window)
+    padded = np.zeros(span + 2 * window, np.uint32)
+    padded_voiced = np.zeros(span + 2 * window, bool)
+    usable = min(len(s), span + window)
+    padded[window : window + usable] = s[:usable]
+    padded_voiced[window : window + usable] = s_voiced[:usable]
+    rows = np.lib.stride_tricks.sliding_window_view(padded, span)  # row j: stored frames from j - window
+    rows_voiced = np.lib.stride_tricks.sliding_window_view(padded_voiced, span)
+    both = rows_voiced & q_voiced[:span]
+    shared = both.sum(axis=1)
+    errors = np.where(both, np.bitwise_count(rows ^ q[:span]), 0).sum(axis=1)
+    valid = shared >= minimum
+    if not valid.any():
+        return None
+    ber = np.where(valid, errors / np.maximum(32 * shared, 1), np.inf)
+    best = int(np.argmin(ber))
+    return float(ber[best]), best - window, int(shared[best])
+
+
+def _voted_offsets(q: np.ndarray, q_voiced: np.ndarray, s: np.ndarray, s_voiced: np.ndarray) -> list[int]:
+    """Offsets (stored index − query index) where identical 32-bit frames vote: an excerpt anywhere."""
     s_positions = np.flatnonzero(s_voiced)
     order = np.argsort(s[s_positions], kind="stable")
     s_sorted = s[s_positions][order]
     q_positions = np.flatnonzero(q_voiced)
-    q_values = q[q_positions]
-    left = np.searchsorted(s_sorted, q_values, "left")
-    right = np.searchsorted(s_sorted, q_values, "right")
-    hits = right - left
-    votes: dict[int, int] = {}
-    for index in np.flatnonzero((hits > 0) & (hits <= 8)):
-        for j in range(left[index], right[index]):
-            offset = int(s_positions[order[j]]) - int(q_positions[index])
-            for near in (offset - 1, offset, offset + 1):
-                votes[near] = votes.get(near, 0) + 1
-    offsets.update(sorted(votes, key=votes.__getitem__, reverse=True)[: _VOTED_OFFSETS * 3])
-    return sorted(offsets)
+    left = np.searchsorted(s_sorted, q[q_positions], "left")
+    hits = np.searchsorted(s_sorted, q[q_positions], "right") - left
+    chosen = np.flatnonzero((hits > 0) & (hits <= 8))  # a value seen everywhere votes for nothing
+    if not len(chosen):
+        return []
+    counts = hits[chosen]
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    offsets = s_positions[order[np.repeat(left[chosen], counts) + within]] - np.repeat(q_positions[chosen], counts)
+    values, votes = np.unique(offsets, return_counts=True)
+    top = values[np.argsort(-votes, kind="stable")[:_VOTED_OFFSETS]]
+    return sorted({int(v) + d for v in top for d in (-1, 0, 1) if abs(int(v) + d) > _SEARCH_AROUND_ZERO})
 
 
 # --- whole items ----------------------------------------------------------------------------------
