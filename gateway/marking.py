@@ -1,6 +1,7 @@
 """An "AI-generated, temporary" marker in a returned image's metadata, pixels untouched.
 
     mark_image(data, event_id=..., tool=..., ts=...) -> MarkResult   the marked bytes (or the same bytes)
+    mark_response(content_type, body, provider_format, ...) -> MarkedResponse   every image in a response
     read_marker(data) -> Marker | None                               what a marked file says
 
 PNG gets a `tEXt` chunk (keyword `AI-Generated`, readable by any PNG tool) and an `iTXt` chunk
@@ -21,14 +22,31 @@ record) the marked bytes the user receives; the perceptual hashes are unaffected
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 import re
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr, unescape
 
-__all__ = ["MARKER_KEYWORD", "MARKER_TEXT", "MarkResult", "Marker", "has_c2pa_manifest", "mark_image", "read_marker"]
+from gateway.content.embedded import looks_base64
+from gateway.content.limits import ContentLimits
+from gateway.outputs import OutputItem, extract_outputs
+
+__all__ = [
+    "MARKER_KEYWORD",
+    "MARKER_TEXT",
+    "MarkResult",
+    "MarkedResponse",
+    "Marker",
+    "has_c2pa_manifest",
+    "mark_image",
+    "mark_response",
+    "read_marker",
+]
 
 MARKER_KEYWORD = "AI-Generated"
 MARKER_TEXT = "AI-generated, temporary: not for final deliverables"
@@ -76,6 +94,81 @@ def mark_image(data: bytes, *, event_id: str, tool: str, ts: float) -> MarkResul
     except (ValueError, struct.error):
         return MarkResult(data, False)
     return MarkResult(data, False)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedResponse:
+    body: bytes
+    """the body to send (the original bytes when nothing was marked)."""
+    items: tuple[OutputItem, ...]
+    """every output as the client receives it (marked bytes where marked): fingerprint these."""
+    marked: int
+
+
+_PATH_TOKEN = re.compile(r"\.([^.\[\]@]+)|\[(\d+)\]")
+
+
+def mark_response(
+    content_type: str, body: bytes, provider_format: str, *, event_id: str, tool: str, ts: float,
+    limits: ContentLimits | None = None,
+) -> MarkedResponse:  # fmt: skip
+    """Mark every PNG/JPEG output of a whole (non-streamed) response, where it sits.
+
+    Raw image bodies are replaced whole; base64 in JSON (`b64_json`, `inlineData.data`, `data:` URLs…)
+    is re-encoded in place and the JSON re-serialised. Media inside free text is left alone. Streamed
+    (SSE) responses are not marked: that would mean holding the stream back.
+    """
+    items = extract_outputs(content_type, body, provider_format, limits)
+    marked = [(item, mark_image(item.data, event_id=event_id, tool=tool, ts=ts)) for item in items]
+    if not any(result.marked for _, result in marked):
+        return MarkedResponse(body, tuple(items), 0)
+    if len(marked) == 1 and marked[0][0].location == "body":
+        item, result = marked[0]
+        return MarkedResponse(result.data, (_replaced(item, result.data),), 1)
+    if not any(result.marked and item.location.startswith(("body.", "body[")) for item, result in marked):
+        return MarkedResponse(body, tuple(items), 0)  # streamed events, or media inside free text only
+    document = json.loads(body)
+    delivered: list[OutputItem] = []
+    count = 0
+    for item, result in marked:
+        if result.marked and _set_base64(document, item.location, result.data):
+            delivered.append(_replaced(item, result.data))
+            count += 1
+        else:
+            delivered.append(item)
+    if not count:
+        return MarkedResponse(body, tuple(items), 0)
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return MarkedResponse(text.encode(), tuple(delivered), count)
+
+
+def _replaced(item: OutputItem, data: bytes) -> OutputItem:
+    return OutputItem(data, item.kind, item.media_type, item.location, item.partial)
+
+
+def _set_base64(document: Any, location: str, data: bytes) -> bool:
+    """Replace the base64 string at `location` (keeping a `data:` URL's prefix); False if it cannot."""
+    if not location.startswith("body") or "@" in location or "{?}" in location:
+        return False
+    tokens = [(key, index) for key, index in _PATH_TOKEN.findall(location[len("body") :])]
+    if "".join(f".{k}" if k else f"[{i}]" for k, i in tokens) != location[len("body") :] or not tokens:
+        return False
+    parent = document
+    try:
+        for key, index in tokens[:-1]:
+            parent = parent[key] if key else parent[int(index)]
+        last_key, last_index = tokens[-1]
+        slot: Any = last_key if last_key else int(last_index)
+        old = parent[slot]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if not isinstance(old, str):
+        return False
+    prefix = old[: old.index(",") + 1] if old[:5].lower() == "data:" and "," in old else ""
+    if not looks_base64(old[len(prefix) :]):
+        return False  # the media was part of a longer text: leave the text as it is
+    parent[slot] = prefix + base64.b64encode(data).decode()
+    return True
 
 
 def read_marker(data: bytes) -> Marker | None:

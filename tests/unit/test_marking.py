@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import struct
 import zlib
 
@@ -17,6 +19,7 @@ from gateway.marking import (
     MARKER_TEXT,
     has_c2pa_manifest,
     mark_image,
+    mark_response,
     read_marker,
 )
 
@@ -135,3 +138,53 @@ def test_a_provider_c2pa_manifest_is_never_broken(data: bytes) -> None:
     assert has_c2pa_manifest(data)
     result = mark_image(data, event_id="evt_1", tool="openai-api", ts=TS)
     assert not result.marked and result.data == data and "c2pa" in result.how[0]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def test_mark_response_marks_each_image_where_it_sits() -> None:
+    """OpenAI b64_json and data: URLs are re-encoded in place; the items returned are what the client gets."""
+    png, jpeg = _picture("PNG"), _picture("JPEG")
+    body = json.dumps({"created": 1, "data": [
+        {"b64_json": _b64(png), "revised_prompt": "a cat"},
+        {"url": "data:image/jpeg;base64," + _b64(jpeg)},
+    ]}).encode()  # fmt: skip
+    result = mark_response("application/json", body, "openai", event_id="evt_9", tool="openai-api", ts=TS)
+    assert result.marked == 2
+    document = json.loads(result.body)
+    assert document["data"][0]["revised_prompt"] == "a cat"
+    assert document["data"][1]["url"].startswith("data:image/jpeg;base64,")
+    first = base64.b64decode(document["data"][0]["b64_json"])
+    second = base64.b64decode(document["data"][1]["url"].split(",", 1)[1])
+    assert [item.data for item in result.items] == [first, second]
+    assert all(read_marker(data).event_id == "evt_9" for data in (first, second))  # type: ignore[union-attr]
+    assert np.array_equal(_pixels(first), _pixels(png))
+
+
+def test_mark_response_gemini_inline_data_and_raw_bodies() -> None:
+    png = _picture("PNG")
+    body = json.dumps({"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png",
+                                                                             "data": _b64(png)}}]}}]}).encode()
+    result = mark_response("application/json", body, "gemini", event_id="evt_1", tool="gemini-api", ts=TS)
+    inline = json.loads(result.body)["candidates"][0]["content"]["parts"][0]["inlineData"]
+    assert inline["mimeType"] == "image/png" and read_marker(base64.b64decode(inline["data"])) is not None
+    raw = mark_response("image/png", png, "stability", event_id="evt_2", tool="stability-api", ts=TS)
+    assert raw.marked == 1 and raw.body == raw.items[0].data and read_marker(raw.body) is not None
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", json.dumps({"data": [{"b64_json": _b64(_picture("WEBP"))}]}).encode()),
+        ("text/event-stream", b"data: " + json.dumps({"b64_json": _b64(_picture("PNG"))}).encode() + b"\n\n"),
+        ("application/json", json.dumps({"text": "inline " + _b64(_picture("PNG"))}).encode()),
+        ("application/json", json.dumps({"text": _b64(_picture("PNG")) + " and some words"}).encode()),
+        ("application/json", b'{"choices": []}'),
+    ],
+    ids=["webp", "sse stream", "base64 inside text", "base64 starting a text", "no media"],
+)
+def test_mark_response_leaves_what_it_cannot_mark_byte_for_byte(content_type: str, body: bytes) -> None:
+    result = mark_response(content_type, body, "openai", event_id="evt_1", tool="t", ts=TS)
+    assert result.marked == 0 and result.body == body
