@@ -32,9 +32,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import brotli
+import zstandard
 
 from gateway.content.embedded import decode_base64, find_blobs, find_references, looks_base64, parse_data_url
 from gateway.content.inputs import MediaItem
@@ -139,11 +143,16 @@ class OutputSSEScanner:
     `feed(chunk)` returns the items completed by this chunk; `close()` those of a final event with
     no blank line after it. Events may be split anywhere, lines may end in CR, LF or CRLF.
     An event larger than `max_event_bytes` (default: the base64 limit, as text) raises TooLargeError.
+    Give `content_encoding` (the response's Content-Encoding) when the chunks are the raw wire bytes
+    of a compressed stream (mitmproxy's stream callable sees them so): the scanner decompresses its copy.
     """
 
-    def __init__(self, provider_format: str, limits: ContentLimits | None = None) -> None:
+    def __init__(
+        self, provider_format: str, limits: ContentLimits | None = None, content_encoding: str | None = None
+    ) -> None:
         self.provider_format = provider_format
         self.limits = limits or ContentLimits()
+        self._decoder = _stream_decoder(content_encoding)
         self.max_event_bytes = self.limits.max_base64_bytes * 4 // 3 + 65_536
         self._buffer = bytearray()
         self._scanned = 0
@@ -159,7 +168,14 @@ class OutputSSEScanner:
 
     def feed(self, chunk: bytes) -> list[OutputItem]:
         """Take a copy of what is needed from `chunk`; return the media items of completed events."""
-        self._buffer += chunk
+        if self._decoder is None:
+            self._buffer += chunk
+        else:
+            try:
+                self._buffer += self._decoder(chunk)
+            except Exception as exc:  # zlib.error, brotli.error, ZstdError: the boundary to the decoders
+                problem = f"cannot decode the streamed body ({type(exc).__name__})"
+                raise UninspectableError(problem, location="sse") from exc
         found: list[OutputItem] = []
         for line in self._lines(final=False):
             found += self._line(line)
@@ -241,6 +257,22 @@ class OutputSSEScanner:
         if partial:
             items = [OutputItem(i.data, i.kind, i.media_type, i.location, partial=True) for i in items]
         return items
+
+
+def _stream_decoder(content_encoding: str | None) -> Callable[[bytes], bytes] | None:
+    """An incremental decoder for one Content-Encoding (gzip, deflate, br, zstd), or None for identity."""
+    coding = (content_encoding or "identity").strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+    if coding == "deflate":
+        return zlib.decompressobj().decompress  # zlib-wrapped, as servers send it
+    if coding == "br":
+        return brotli.Decompressor().process
+    if coding == "zstd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    raise UninspectableError(f"unsupported streamed content encoding {coding!r}", location="sse")
 
 
 _MEDIA_MARKERS = (b"b64_json", b"partial_image_b64", b"inlineData", b"inline_data", b"bytesBase64Encoded",

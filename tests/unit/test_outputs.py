@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import math
 import wave
+import zlib
 
+import brotli
 import pytest
+import zstandard
 from PIL import Image
 
 from gateway.content.limits import ContentLimits
@@ -307,3 +311,28 @@ def test_sse_scanner_refuses_an_endless_event() -> None:
 def test_whole_sse_bodies_go_through_the_scanner() -> None:
     items = extract_outputs("text/event-stream; charset=utf-8", IMAGE_STREAM, "openai")
     assert [i.media_type for i in items] == ["image/jpeg", "image/png"]
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_sse_scanner_decompresses_its_copy_of_a_compressed_stream(coding: str) -> None:
+    """mitmproxy's stream callable sees wire bytes; with the Content-Encoding the scanner still finds images."""
+    compressors = {
+        "gzip": lambda data: gzip.compress(data),
+        "deflate": lambda data: zlib.compress(data),
+        "br": lambda data: brotli.compress(data),
+        "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+    }
+    wire = compressors[coding](IMAGE_STREAM)
+    scanner = OutputSSEScanner("openai", content_encoding=coding)
+    found = []
+    for start in range(0, len(wire), 97):
+        found += scanner.feed(wire[start : start + 97])
+    found += scanner.close()
+    assert [i.media_type for i in found] == ["image/jpeg", "image/png"]
+
+
+def test_sse_scanner_refuses_a_corrupt_compressed_stream() -> None:
+    with pytest.raises(UninspectableError):
+        OutputSSEScanner("openai", content_encoding="gzip").feed(b"not gzip at all")
+    with pytest.raises(UninspectableError):
+        OutputSSEScanner("openai", content_encoding="compress")
