@@ -14,6 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import structlog
+
 from gateway.errors import GreenroomError
 from gateway.logsetup import configure_logging
 
@@ -49,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved = structlog.get_config()
     if args.command != "serve":  # commands print their results on stdout; logs go to stderr, warnings up
-        configure_logging("warning", sys.stderr)
+        configure_logging("warning", sys.stderr, cache=False)
     try:
         return int(args.handler(args) or 0)
     except GreenroomError as exc:
@@ -62,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    finally:
+        structlog.configure(**saved)  # in-process callers (tests, embedding) keep their own logging
 
 
 if __name__ == "__main__":

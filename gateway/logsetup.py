@@ -26,8 +26,21 @@ def redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     return event
 
 
-def configure_logging(level: str = "info", stream: Any = None) -> None:
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time (tests swap it; a captured stream may be closed)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def configure_logging(level: str = "info", stream: Any = None, *, cache: bool = True) -> None:
+    """JSON lines on `stream` (stdout by default); `cache=False` for short-lived commands and tests."""
     out = stream or sys.stdout
+    if out is sys.stderr:
+        out = _CurrentStderr()
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -39,7 +52,7 @@ def configure_logging(level: str = "info", stream: Any = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache,
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -41,16 +41,26 @@ def export(gw: GatewayProcess) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-@pytest.mark.parametrize("path", ["/media/poster.png", "/media/redirect"])
+@pytest.mark.parametrize("path", ["/media/landscape.png", "/media/redirect"])
 def test_remote_image_is_fetched_and_inspected(gateway: GatewayProcess, fake: FakeProviderProcess, path: str) -> None:
     """An image URL the provider would download is fetched by the gateway first and its bytes are
     captured (encrypted) with the event, like an upload."""
     with client(gateway, ALICE) as c:
         r = c.post("https://api.openai.com/v1/chat/completions", json=chat_with_image(f"https://www.example.org{path}"))
     assert r.status_code == 200, r.text
-    assert any(rec.path == "/media/poster.png" for rec in fake.records("www.example.org"))
+    assert any(rec.path == "/media/landscape.png" for rec in fake.records("www.example.org"))
     event = next(e for e in reversed(export(gateway)) if e.get("endpoint") == "chat.completions")
     assert any(c["location"].startswith("ref:") and c["content_type"] == "image/png" for c in event["captures"])
+
+
+def test_remote_registered_poster_is_blocked(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+    """A link to a registered third-party poster is fetched, recognised and refused (ip.image)."""
+    with client(gateway, ALICE) as c:
+        r = c.post("https://api.openai.com/v1/chat/completions",
+                   json=chat_with_image("https://www.example.org/media/poster.png"))
+    assert r.status_code == 403
+    assert "ip.image" in r.json()["error"]["message"]
+    assert not fake.records("api.openai.com")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/x.png", "http://localhost/x.png", "http://169.254.169.254/latest",

@@ -620,14 +620,29 @@ _MEDIA = {
 }
 
 
+def _landscape_png() -> bytes:
+    """A plain generated picture (sky over a field) that matches nothing in any registry."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 200), (120, 170, 230))
+    ImageDraw.Draw(image).rectangle((0, 120, 320, 200), fill=(70, 140, 60))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 async def example_org_app(req: Req, send: Send) -> None:
     if req.method in ("GET", "HEAD") and req.path in ("/", "/index.html"):
         return await _send(send, 200, EXAMPLE_ORG_HTML, "text/html; charset=UTF-8")
     if req.method == "GET" and req.path in _MEDIA:  # remote media a request can reference (image_url)
         return await _send(send, 200, _MEDIA[req.path].read_bytes(), "image/png")
+    if req.method == "GET" and req.path == "/media/landscape.png":  # unregistered: nothing to find in it
+        return await _send(send, 200, _landscape_png(), "image/png")
     if req.method == "GET" and req.path == "/media/redirect":
         await send({"type": "http.response.start", "status": 302,
-                    "headers": [(b"location", b"/media/poster.png"), (b"content-length", b"0")]})
+                    "headers": [(b"location", b"/media/landscape.png"), (b"content-length", b"0")]})
         return await send({"type": "http.response.body", "body": b""})
     return await _send(send, 404, b"<!doctype html><title>404</title>\n", "text/html; charset=UTF-8")
 
