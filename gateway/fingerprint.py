@@ -67,6 +67,7 @@ __all__ = [
     "pdq_distance",
     "sampled_frames",
     "stream_audio",
+    "trim_borders",
 ]
 
 AUDIO_FRAME = 4096
@@ -217,7 +218,15 @@ def image_hashes(image: Image.Image, *, recorded: bool, prefix: str = "") -> lis
     with guarded("perceptual hash", prefix or "image"):
         if not recorded:
             vectors, quality = dihedral_hashes(image)
-            return [ImageHash(bits, quality, prefix + name) for bits, name in zip(vectors, _DIHEDRAL, strict=True)]
+            found = [ImageHash(bits, quality, prefix + name) for bits, name in zip(vectors, _DIHEDRAL, strict=True)]
+            trimmed = trim_borders(image)
+            if trimmed is not None:  # letterboxed, pillarboxed or matted: also hash the picture inside
+                vectors, quality = dihedral_hashes(trimmed)
+                found += [
+                    ImageHash(bits, quality, f"{prefix}inside borders {name}")
+                    for bits, name in zip(vectors, _DIHEDRAL, strict=True)
+                ]
+            return found
         image = _limited(image, _HASH_SIDE)  # once, so the crops below are cheap
         whole = perceptual_hash(image)
         hashes = [ImageHash(whole.bits, whole.quality, prefix + "full")]
@@ -231,6 +240,30 @@ def image_hashes(image: Image.Image, *, recorded: bool, prefix: str = "") -> lis
                 crop = perceptual_hash(_crop(image, keep_w, keep_h, x, y))
                 hashes.append(ImageHash(crop.bits, crop.quality, f"{prefix}crop {keep:.0%} {name}"))
         return hashes
+
+
+def trim_borders(image: Image.Image, tolerance: int = 12, min_fraction: float = 0.02) -> Image.Image | None:
+    """The picture inside uniform borders (letterbox, pillarbox, mattes), or None when there are none.
+
+    A border is a run of edge rows/columns whose pixels all stay within `tolerance` of the corner colour;
+    it counts when it removes at least `min_fraction` of the width or height.
+    """
+    pixels = np.asarray(_limited(image, _HASH_SIDE).convert("L"), dtype=np.int16)
+    height, width = pixels.shape
+    if height < 16 or width < 16:
+        return None
+    flat_rows = np.all(np.abs(pixels - pixels[0, 0]) <= tolerance, axis=1)
+    flat_cols = np.all(np.abs(pixels - pixels[0, 0]) <= tolerance, axis=0)
+    top = int(np.argmin(flat_rows)) if not flat_rows.all() else 0
+    bottom = int(np.argmin(flat_rows[::-1])) if not flat_rows.all() else 0
+    left = int(np.argmin(flat_cols)) if not flat_cols.all() else 0
+    right = int(np.argmin(flat_cols[::-1])) if not flat_cols.all() else 0
+    if top + bottom < min_fraction * height and left + right < min_fraction * width:
+        return None
+    if height - top - bottom < 16 or width - left - right < 16:
+        return None
+    sx, sy = image.width / width, image.height / height
+    return image.crop((round(left * sx), round(top * sy), round((width - right) * sx), round((height - bottom) * sy)))
 
 
 def pdq_distance(a: bytes, b: bytes) -> int:
@@ -483,7 +516,7 @@ def _fingerprint(media: MediaItem, kind: OutputKind, *, recorded: bool, limits: 
         for number, (seconds, frame) in enumerate(sampled_frames(io.BytesIO(media.data), limits, media.location)):
             prefix = f"frame {number} @{seconds:.1f}s "
             if recorded:
-                images += image_hashes(frame, recorded=True, prefix=prefix)[:1]  # frames: whole only
+                images += image_hashes(frame, recorded=True, prefix=prefix)
             else:
                 images += image_hashes(frame, recorded=False, prefix=prefix)
         audio = _video_audio(media, limits)

@@ -25,6 +25,7 @@ from gateway.fingerprint import (
     fingerprint_media,
     fingerprint_output,
     pdq_distance,
+    trim_borders,
 )
 from gateway.outputs import OutputItem
 from gateway.provenance import AUDIO_THRESHOLD, PDQ_THRESHOLD
@@ -166,7 +167,18 @@ TRANSFORMS: list[tuple[str, Callable[[Image.Image], Image.Image]]] = [
     ("mirror", ImageOps.mirror),
     ("rotate 180", lambda i: i.rotate(180)),
     ("mirror + crop 10% + grade + resize", lambda i: colour_grade(crop(ImageOps.mirror(i), 0.10)).resize((480, 320))),
+    ("pillarboxed in 1920x1080", lambda i: boxed(i, (1920, 1080))),
+    ("letterboxed in 1024x1024", lambda i: boxed(i, (1024, 1024))),
 ]
+
+
+def boxed(image: Image.Image, frame: tuple[int, int]) -> Image.Image:
+    """The image scaled to fit `frame`, centred on black bars (letterbox or pillarbox)."""
+    scale = min(frame[0] / image.width, frame[1] / image.height)
+    inner = image.resize((round(image.width * scale), round(image.height * scale)))
+    canvas = Image.new("RGB", frame, (0, 0, 0))
+    canvas.paste(inner, ((frame[0] - inner.width) // 2, (frame[1] - inner.height) // 2))
+    return canvas
 
 
 def _best(query: bytes, recorded: bytes) -> int:
@@ -300,12 +312,21 @@ def test_video_frames_and_soundtrack_are_fingerprinted() -> None:
     limits = ContentLimits(video_sample_seconds=0.5)
     recorded = fingerprint_output(OutputItem(video, "video", "video/mp4", "body"), limits)
     assert recorded.kind == "video" and recorded.audio is not None
-    assert [h.variant for h in recorded.images] == [f"frame {n} @{n / 2:.1f}s full" for n in range(4)]
+    wholes = [h for h in recorded.images if h.variant.endswith(" full")]
+    assert [h.variant for h in wholes] == [f"frame {n} @{n / 2:.1f}s full" for n in range(4)]
+    assert len(recorded.images) == 4 * 21  # each sampled frame with its crop grid
     query = fingerprint_media(encode_video([colour_grade(i) for i in reversed(images)], fps=2), limits=limits)
     assert query is not None and query.kind == "video" and query.audio is None
     for frame in range(4):
         own = [h for h in query.images if h.variant.startswith(f"frame {3 - frame} ")]
-        assert min(pdq_distance(a.bits, recorded.images[frame].bits) for a in own) <= PDQ_THRESHOLD
+        assert min(pdq_distance(a.bits, wholes[frame].bits) for a in own) <= PDQ_THRESHOLD
+
+
+def test_borders_are_trimmed_only_when_there_are_borders() -> None:
+    picture = make_image(3, (400, 300))
+    assert trim_borders(picture) is None
+    inside = trim_borders(boxed(picture, (800, 800)))
+    assert inside is not None and abs(inside.width / inside.height - 400 / 300) < 0.02
 
 
 def test_non_media_is_not_fingerprinted() -> None:
