@@ -48,7 +48,9 @@ from gateway.inspection import (
     inspect_request,
 )
 from gateway.metrics import Metrics
+from gateway.output_check import OutputCheck, check_response
 from gateway.policy import access_reasons, next_step
+from gateway.provenance import OutputLedger
 from gateway.recorder import Fingerprinter
 from gateway.redact import Redaction, Restorer, StreamFormat, StreamRestorer
 from gateway.references import FileLedger, RemoteFetcher, reference_reasons, uploaded_file_ids
@@ -85,6 +87,9 @@ class FlowContext:
     streamed: bool = False
     streamed_bytes: int = 0
     redaction: Redaction | None = None
+    output_copy: bytearray | None = None
+    output_skipped: bool = False
+    """a bounded copy of a streamed generation answer, fingerprinted when it ends (never stored)."""
     forwarded_at: float = 0.0
     first_byte_at: float = 0.0
     last_chunk_at: float = 0.0
@@ -106,8 +111,10 @@ class Greenroom:
         fetcher: RemoteFetcher | None = None,
         ledger: FileLedger | None = None,
         approvals: ApprovalStore | None = None,
+        outputs: OutputLedger | None = None,
     ) -> None:
         self.runtime = runtime
+        self.outputs = outputs
         self.approvals = approvals
         self.fetcher = fetcher
         self.ledger = ledger
@@ -165,6 +172,8 @@ class Greenroom:
             self.ledger.close()
         if self.approvals is not None:
             self.approvals.close()
+        if self.outputs is not None:
+            self.outputs.close()
         self.sink.close()
 
     # --- mitmproxy hooks ----------------------------------------------------------------------------
@@ -315,10 +324,13 @@ class Greenroom:
             return  # otherwise buffered: `response` restores the whole body
         if _should_stream(flow.response):
             context.streamed = True
+            if self.outputs is not None and context.classification is not None \
+                    and context.classification.capability in _GENERATION and 200 <= flow.response.status_code < 300:
+                context.output_copy = bytearray()
             flow.response.stream = _counting_stream(flow, context)
 
     @fail_closed
-    def response(self, flow: http.HTTPFlow) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
         context: FlowContext | None = flow.metadata.get(KEY)
         if context is None:
             return
@@ -329,7 +341,79 @@ class Greenroom:
         self._remember_uploads(flow, context)
         if context.redaction is not None and not context.streamed and flow.response is not None:
             _restore_body(flow.response, context.redaction)
+        await self._check_outputs(flow, context)
         self._complete(flow, context, Outcome(status, _ms_since(context.started), size, context.streamed))
+
+    async def _check_outputs(self, flow: http.HTTPFlow, context: FlowContext) -> None:
+        """Generated media: checked (withheld when it must be), fingerprinted, never stored."""
+        response, classification, production = flow.response, context.classification, context.production
+        if (self.outputs is None or response is None or classification is None or production is None
+                or context.event is None or not 200 <= response.status_code < 300):
+            return
+        if context.streamed:
+            copy, context.output_copy = context.output_copy, None
+            if copy is None and not context.output_skipped:
+                return
+            body = bytes(copy or b"")
+        elif response.raw_content:
+            body = response.get_content(strict=False) or b""
+        else:
+            return
+        gen = context.generation
+        limits = content_limits(gen.config.settings.limits)
+        content_type = response.headers.get("content-type", "")
+        check = await asyncio.to_thread(
+            check_response, content_type, body, classification.tool.error_format.value, production,
+            classification.capability, gen.detection, limits, event_id=context.event.id, tool=classification.tool.id,
+        )
+        if context.output_skipped:
+            check = replace(check, reasons=(*check.reasons, Reason(
+                "output.unfingerprinted", Action.NOTIFY, "the streamed answer was too large to fingerprint")))
+        if check.fingerprints:
+            self._record_fingerprints(context, check)
+        if not check.reasons:
+            if check.body is not None and not context.streamed:
+                response.content = check.body
+            return
+        reasons = list(check.reasons)
+        if check.withhold and context.streamed:  # already delivered: record, cannot withhold
+            reasons = [replace(r, action=Action.NOTIFY, message=r.message + " (streamed: delivered)") for r in reasons]
+        decision = combine(reasons)
+        event = replace(self._event(flow, context, decision), id=new_event_id(),
+                        endpoint=f"{context.event.endpoint}.output", input_digests=())
+        try:
+            await self._record(event)
+        except Exception as exc:  # noqa: BLE001 - the media is withheld regardless when it must be
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+        if decision.action == Action.BLOCK:
+            deciding = decision.deciding
+            refusal = render_refusal(
+                classification.tool.error_format, status=403, decision=Action.BLOCK,
+                rules=tuple(dict.fromkeys(r.rule for r in deciding)),
+                summary="; ".join(dict.fromkeys(r.message for r in deciding)),
+                next_step="The generated media was withheld; change the prompt, or ask your AI lead about consent "
+                "or licences.", event_id=event.id, review_url=gen.config.settings.review_url,
+            )
+            self._respond(flow, refusal)
+
+    def _record_fingerprints(self, context: FlowContext, check: OutputCheck) -> None:
+        ledger, event, principal, classification = self.outputs, context.event, context.principal, \
+            context.classification
+        if ledger is None or event is None or principal is None or classification is None:
+            return
+        now = time.time()
+
+        def write() -> None:
+            try:
+                for index, (item, fingerprint) in enumerate(check.fingerprints):
+                    ledger.record(event_id=event.id, index=index, production=principal.production or "",
+                                  user=principal.user, tool=classification.tool.id, ts=now, fingerprint=fingerprint,
+                                  location=item.location)
+            except Exception as exc:  # noqa: BLE001 - the answer is delivered; make the gap visible
+                self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
+                log.error("output_fingerprint_failed", event_id=event.id, error=type(exc).__name__)
+
+        self._io.submit(write)
 
     @fail_closed
     async def websocket_message(self, flow: http.HTTPFlow) -> None:
@@ -813,6 +897,13 @@ def _counting_stream(
         try:
             context.streamed_bytes += len(chunk)
             context.last_chunk_at = time.monotonic()
+            copy = context.output_copy
+            if copy is not None:
+                if len(copy) + len(chunk) <= _MAX_OUTPUT_COPY:
+                    copy += chunk
+                else:
+                    context.output_copy = None  # too large to fingerprint: recorded as such at the end
+                    context.output_skipped = True
             return transform(chunk) if transform is not None else chunk
         except Exception as exc:  # noqa: BLE001 - a raising stream callable hangs the connection: kill it
             log.error("stream_failed", event_id=context.event_id, error=type(exc).__name__)
@@ -821,6 +912,10 @@ def _counting_stream(
 
     return stream
 
+
+_GENERATION = frozenset({Capability.IMAGE_GENERATION, Capability.IMAGE_EDIT, Capability.VIDEO,
+                         Capability.TEXT_TO_SPEECH, Capability.SPEECH_TO_SPEECH, Capability.CHAT})
+_MAX_OUTPUT_COPY = 32 * 1024 * 1024
 
 _STREAM_FORMATS = {ErrorFormat.ANTHROPIC: StreamFormat.ANTHROPIC, ErrorFormat.GEMINI: StreamFormat.GEMINI}
 

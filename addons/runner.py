@@ -34,6 +34,7 @@ from gateway.ca import ca_dir, ensure_ca
 from gateway.config.models import AuditSettings
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
+from gateway.provenance import OutputLedger
 from gateway.recorder import Fingerprinter, Recorder
 from gateway.references import FetchSettings, FileLedger, RemoteFetcher
 from gateway.reload import ConfigWatcher
@@ -94,6 +95,7 @@ async def _serve(opts: ServeOptions) -> int:
         )),
         ledger=FileLedger(opts.data_dir / "provider-files.sqlite3"),
         approvals=open_approvals(opts.data_dir, runtime.current.config, audit=recorder.store),
+        outputs=OutputLedger.open(opts.data_dir, settings.audit),
     )
     master.addons.add(*default_addons())
     master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)

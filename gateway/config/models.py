@@ -36,6 +36,7 @@ __all__ = [
     "PersonalDataPolicy",
     "Production",
     "ProductionKind",
+    "OutputPolicy",
     "QuerySet",
     "ReferencePolicy",
     "Registry",
@@ -363,6 +364,19 @@ class ReferencePolicy(Model):
     )
 
 
+class OutputPolicy(Model):
+    """What to do with generated media that comes back."""
+
+    action: Literal["withhold", "notify"] = Field(
+        "withhold",
+        description="a generated likeness of registered talent without consent, or a near-copy of unlicensed IP: "
+        "`withhold` it (the client gets the provider's error) or `notify` (deliver and record)",
+    )
+    mark: bool = Field(
+        False, description="tag returned PNG/JPEG images with an 'AI-generated, temporary' marker (PNG text, XMP)"
+    )
+
+
 class Production(Model):
     """One production's rules: approved tools, consents, licences, approvers."""
 
@@ -392,6 +406,7 @@ class Production(Model):
         default_factory=list, description="registry IP ids licensed to this production"
     )
     retention_days: int = Field(90, ge=1, le=3650, description="days captured inputs are kept before purge")
+    outputs: OutputPolicy = Field(default_factory=OutputPolicy, description="generated media coming back")
     references: ReferencePolicy = Field(
         default_factory=ReferencePolicy, description="remote URLs and provider file ids in requests"
     )

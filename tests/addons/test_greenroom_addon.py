@@ -275,7 +275,7 @@ async def test_sse_response_is_streamed_and_counted(addon: Greenroom, sink: Reco
         assert callable(flow.response.stream)
         assert flow.response.stream(b"data: 1\n\n") == b"data: 1\n\n"
         flow.response.stream(b"")
-        addon.response(flow)
+        await addon.response(flow)
         _, outcome = sink.completed[-1]
         assert outcome.streamed and outcome.response_bytes == len(b"data: 1\n\n")
 
@@ -393,7 +393,7 @@ async def test_decision_log_holds_no_content(runtime: Runtime) -> None:
                        headers={"Authorization": "Bearer sk-secret-key"})
         await send(addon, flow)
         flow.response = tutils.tresp(content=b'{"ok": true}')
-        addon.response(flow)
+        await addon.response(flow)
     assert any(entry["event"] == "request_allowed" for entry in logs)
     text = repr(logs)
     for secret in (canary, "alice-pw", "sk-secret-key"):

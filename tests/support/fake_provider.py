@@ -254,7 +254,7 @@ async def openai_app(req: Req, send: Send) -> None:
             send,
             {
                 "created": int(time.time()),
-                "data": [{"b64_json": base64.b64encode(PNG_1X1).decode(), "revised_prompt": None}],
+                "data": [{"b64_json": base64.b64encode(_generated_image(req)).decode(), "revised_prompt": None}],
                 "usage": {
                     "input_tokens": 5,
                     "output_tokens": 10,
@@ -618,6 +618,37 @@ _MEDIA = {
     "/media/poster.png": Path(__file__).resolve().parents[2] / "config/demo/registry/ip/blue-meridian/poster.png",
     "/media/face.png": Path(__file__).resolve().parents[2] / "config/demo/registry/talent/eileen-collins/reference.png",
 }
+
+
+def _generated_image(req: Req) -> bytes:
+    """What the fake "generates": `x-fake-image: face|poster|pattern-<seed>` (tests of output checks), else 1x1."""
+    choice = req.headers.get("x-fake-image", "")
+    if choice in ("face", "poster"):
+        return _MEDIA[f"/media/{choice}.png"].read_bytes()
+    if choice.startswith("pattern-"):
+        return _pattern_png(choice.removeprefix("pattern-"))
+    return PNG_1X1
+
+
+def _pattern_png(seed: str) -> bytes:
+    """A distinctive 512x384 picture made from `seed` (shapes and gradients; no two seeds alike)."""
+    import hashlib
+    import io
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
+    image = Image.new("RGB", (512, 384), tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(40):
+        x, y = rng.randrange(512), rng.randrange(384)
+        box = (x, y, x + rng.randrange(20, 160), y + rng.randrange(20, 160))
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _landscape_png() -> bytes:
