@@ -16,6 +16,7 @@ import hmac
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from gateway.audit.event import AuditEvent, Outcome
 from gateway.audit.sink import AuditSink, LogSink
@@ -62,12 +63,24 @@ class Fingerprinter:
         return tuple(sorted(prints))
 
 
+class CaptureStore(Protocol):
+    """The durable store (gateway.audit.store.AuditStore): events with their sealed captures."""
+
+    def record(self, event: AuditEvent, captures: Sequence[Capture] = ()) -> None: ...
+
+    def complete(self, event: AuditEvent, outcome: Outcome) -> None: ...
+
+    def close(self) -> None: ...
+
+    def healthy(self) -> bool: ...
+
+
 class Recorder:
     """AuditSink that seals inputs and writes to the durable store; `blocking`: call it off the loop."""
 
     blocking = True
 
-    def __init__(self, store: AuditSink, vault: Vault | None, log: AuditSink | None = None) -> None:
+    def __init__(self, store: CaptureStore, vault: Vault | None, log: AuditSink | None = None) -> None:
         self.store = store
         self.vault = vault
         self.log = log or LogSink()
@@ -75,7 +88,7 @@ class Recorder:
     def record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
         captures = self.seal(event, inputs) if inputs is not None and event.production else ()
         try:
-            self.store.record(event, captures)  # type: ignore[call-arg]
+            self.store.record(event, captures)
         except AuditError:
             raise
         except Exception as exc:
@@ -104,8 +117,7 @@ class Recorder:
 
     def healthy(self) -> bool:
         """Whether the store can write (for /readyz)."""
-        probe = getattr(self.store, "healthy", None)
-        return bool(probe()) if callable(probe) else True
+        return self.store.healthy()
 
     def purge(self, retention_days: int, production: str) -> int:
         """Delete this production's captures older than its retention (metadata stays and verifies)."""
