@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from gateway.audit.store import AUDIT_DSN_ENV
 from gateway.commands.audit import add_store_arguments
@@ -33,8 +33,9 @@ from gateway.config import load_config
 from gateway.config.models import AuditSettings
 from gateway.content.limits import ContentLimits
 from gateway.errors import AuditError, ConfigError, InspectionError
-from gateway.fingerprint import fingerprint_file
-from gateway.provenance import LedgerView, OutputLedger, OutputMatch
+
+if TYPE_CHECKING:  # the matching stack (OpenCV, faiss, PyAV) loads only when a scan runs
+    from gateway.provenance import LedgerView, OutputMatch
 
 __all__ = ["FileResult", "ScanReport", "register", "scan"]
 
@@ -97,6 +98,8 @@ def _scan(args: argparse.Namespace) -> int:
         raise ConfigError("--video-interval must be positive")
     settings = load_config(args.config).config.settings.audit if args.config else AuditSettings()
     _require_store(args.data_dir, settings)
+    from gateway.provenance import OutputLedger
+
     with OutputLedger.open(args.data_dir, settings) as ledger:
         view = ledger.view(args.production)
     limits = ContentLimits(
@@ -115,6 +118,8 @@ def scan(
     paths: list[Path], view: LedgerView, limits: ContentLimits | None = None, progress: _Progress | None = None
 ) -> ScanReport:
     """Fingerprint every media file under `paths` and look it up in `view`."""
+    from gateway.fingerprint import fingerprint_file
+
     files = list(_walk(paths))
     report = ScanReport(files=len(files))
     for number, path in enumerate(files):
