@@ -69,6 +69,10 @@ _SELECT_ALL = (
     "SELECT event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256, "
     "pdq, variants, audio, features FROM output_ledger "
 )
+_SELECT_HASHES = (
+    "SELECT event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256, "
+    "pdq, variants, audio, NULL FROM output_ledger "
+)
 _SELECT_SHA = (
     "SELECT event_id, idx, production, username, tool, ts, kind, location, media_type, size, sha256 "
     "FROM output_ledger WHERE sha256 = ? "
@@ -179,13 +183,17 @@ class OutputLedger:
             session.execute(_INSERT, (*_row(record), pdq or None, variants, audio, features))
         return record
 
-    def view(self, production: str | None = None) -> LedgerView:
-        """A snapshot of the ledger (one production, or all) loaded for matching."""
+    def view(self, production: str | None = None, *, features: bool = True) -> LedgerView:
+        """A snapshot of the ledger (one production, or all) loaded for matching.
+
+        ORB features are ~40 KB per image output; `features=False` leaves them (and stage 2) out.
+        """
+        select = _SELECT_ALL if features else _SELECT_HASHES
         with self.db.transaction(write=False) as session:
             if production:
-                rows = session.fetchall(_SELECT_ALL + "WHERE production = ?" + _ORDER, (production,))
+                rows = session.fetchall(select + "WHERE production = ?" + _ORDER, (production,))
             else:
-                rows = session.fetchall(_SELECT_ALL + _ORDER)
+                rows = session.fetchall(select + _ORDER)
         return LedgerView(rows)
 
     def match_sha256(self, sha256: str, production: str | None = None) -> list[OutputMatch]:
@@ -203,13 +211,13 @@ class OutputLedger:
     ) -> list[OutputMatch]:  # fmt: skip
         """Outputs with a recorded PDQ hash within `threshold` bits of any given hash (pass dihedral
         variants to find mirrors)."""
-        return self.view(production).match_image(pdq, threshold)
+        return self.view(production, features=False).match_image(pdq, threshold)
 
     def match_audio(
         self, fingerprint: AudioFingerprint, threshold: float = AUDIO_THRESHOLD, production: str | None = None
     ) -> list[OutputMatch]:
         """Outputs whose audio lines up with `fingerprint` at a bit error rate ≤ `threshold`."""
-        return self.view(production).match_audio(fingerprint, threshold)
+        return self.view(production, features=False).match_audio(fingerprint, threshold)
 
 
 class LedgerView:

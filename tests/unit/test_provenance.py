@@ -264,6 +264,7 @@ def test_ledger_on_postgresql(generated: dict[str, bytes]) -> None:
             query = fingerprint_media(encode_image(crop(make_image(1), 0.1), "JPEG", quality=70))
             assert query is not None
             assert [m.record.event_id for m in ledger.view().match(query)] == [event_id]
+            assert [m.record.event_id for m in ledger.match_image(query.images)] == [event_id]  # hashes only
     finally:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
