@@ -17,7 +17,9 @@ Matching, best match per recorded output:
     near    PDQ: any of the query's eight dihedral variants within `PDQ_THRESHOLD` (31) bits of any
             recorded hash (whole image, centre crops 90–60 %, edge/corner crops 90 and 80 %, video
             frames), both hashes of quality ≥ 50; audio: bit error rate ≤ `AUDIO_THRESHOLD` (0.30)
-            at the best alignment. Measured robustness and impostor distances: docs/outputs.md.
+            at the best alignment; and, only when none of those matched a still image, ORB local
+            features: ≥ `FEATURE_INLIERS` (40) RANSAC homography inliers (crops off the grid,
+            small rotations, screenshots). Measured robustness and impostor distances: docs/outputs.md.
 """
 
 from __future__ import annotations
