@@ -80,7 +80,6 @@ http {
     }
 }
 """
-PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
 def log(msg: str) -> None:
@@ -147,6 +146,26 @@ def face_png() -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def generated_png_b64() -> str:
+    """The images endpoints' answer: a 256x256 synthetic scene (shapes, no face), so Greenroom's output
+    inspection has features to look at (a 1x1 PNG is refused as uninspectable, fail-closed)."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rnd = random.Random(7)
+    img = Image.new("RGB", (256, 256), (40, 60, 90))
+    d = ImageDraw.Draw(img)
+    for _ in range(40):
+        x, y = rnd.randrange(0, 230), rnd.randrange(0, 230)
+        box = (x, y, x + rnd.randrange(8, 60), y + rnd.randrange(8, 60))
+        color = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
+        (d.rectangle if rnd.random() < 0.5 else d.ellipse)(box, fill=color, outline=(0, 0, 0))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode()
 
 
 def write_bodies() -> dict[str, tuple[Path, str]]:
@@ -275,7 +294,7 @@ def start_nginx(pki: dict[str, str]) -> Proc:
                        "model": "gpt-4o-mini", "choices": [{"index": 0, "message": {"role": "assistant",
                        "content": "y" * 720}, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 500, "completion_tokens": 200, "total_tokens": 700}})
-    image = json.dumps({"created": 1767225600, "data": [{"b64_json": PNG_1X1}]})
+    image = json.dumps({"created": 1767225600, "data": [{"b64_json": generated_png_b64()}]})
     port = free_port()
     conf = (NGINX_CONF.replace("__DIR__", str(d)).replace("__PORT__", str(port)).replace("__CERT__", pki["cert"])
             .replace("__KEY__", pki["key"]).replace("__CHAT__", chat).replace("__IMAGE__", image))
@@ -289,10 +308,13 @@ def start_stream_upstream(pki: dict[str, str]) -> Proc:
                                     "--cert", pki["cert"], "--key", pki["key"]], port, cpu=LOAD_CPU).start(30)
 
 
-def start_mitmdump(pki: dict[str, str], name: str = "bare", cpu: int = SUT_CPU) -> Proc:
+def start_mitmdump(pki: dict[str, str], name: str = "bare", cpu: int = SUT_CPU, stream: bool = False) -> Proc:
+    """Bare mitmdump, no addons. With `stream`, stream_large_bodies=1 so that SSE is passed through as it
+    arrives (without it mitmdump buffers the whole answer; Greenroom streams SSE in its addon)."""
     port = free_port()
     cmd = [str(VENV_BIN / "mitmdump"), "-q", "--listen-host", "127.0.0.1", "-p", str(port),
            "--set", f"confdir={LAB / 'mitm-confdir'}", "--set", f"ssl_verify_upstream_trusted_ca={pki['ca']}"]
+    cmd += ["--set", "stream_large_bodies=1"] if stream else []
     return Proc(name, cmd, port, cpu=cpu).start()
 
 
@@ -555,20 +577,26 @@ async def _ttfe(lab: Lab, system: str, n: int, warmup: int = 3) -> dict[str, Any
     kw, url, body, headers = stream_client(lab, system, long=False)
     out: list[float] = []
     codes: dict[str, int] = {}
-    async with httpx.AsyncClient(**kw, timeout=60, trust_env=False) as c:
+    errors: list[str] = []
+    async with httpx.AsyncClient(**kw, timeout=HEY_TIMEOUT, trust_env=False) as c:
         for i in range(n + warmup):
             t0 = time.perf_counter()
             first = None
-            async with c.stream("POST", url, json=body, headers=headers) as r:
-                async for line in r.aiter_lines():
-                    if first is None and line.startswith("data:"):
-                        first = (time.perf_counter() - t0) * 1000
+            try:
+                async with c.stream("POST", url, json=body, headers=headers) as r:
+                    async for line in r.aiter_lines():
+                        if first is None and line.startswith("data:"):
+                            first = (time.perf_counter() - t0) * 1000
+            except httpx.HTTPError as e:  # a stalled request: counted, and the next one opens a new connection
+                if i >= warmup:
+                    errors.append(repr(e)[:200])
+                continue
             if i >= warmup:
                 codes[str(r.status_code)] = codes.get(str(r.status_code), 0) + 1
                 if first is not None:
                     out.append(first)
     return {"p50_ms": benchlib.percentile(out, 50), "p99_ms": benchlib.percentile(out, 99), "codes": codes,
-            "errors": 0, "rps": None}
+            "errors": len(errors), "error_sample": errors[0] if errors else "", "rps": None}
 
 
 async def _hold_streams(lab: Lab, system: str, n: int, open_timeout: float, hold: float = 2.0) -> dict[str, Any]:
@@ -717,6 +745,12 @@ def run_bench(args: argparse.Namespace) -> int:
                     results.append(r)
                     log(_oneline(r))
         if b_work:
+            bare = lab.procs.get("bare")
+            if bare:
+                lab.sampler.watch.pop("bare", None)
+                bare.stop()
+                lab.procs["bare"] = start_mitmdump(pki, "bare-stream", stream=True)
+                lab.sampler.watch["bare"] = lab.procs["bare"].pid
             gr = lab.procs.get("greenroom")
             if gr:  # the streaming Greenroom dials the fake provider instead of nginx
                 lab.sampler.watch.pop("greenroom", None)
@@ -782,7 +816,7 @@ def _oneline(r: dict[str, Any]) -> str:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    """py-spy (sampling, native off) on Greenroom while hey sends 2 KB chat at c=8; prints the hottest frames."""
+    """py-spy (sampling) on Greenroom while hey sends 2 KB chat at c=8; prints the hottest frames."""
     secs = args.secs or 20
     spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     if not Path(spy).exists():
@@ -797,10 +831,12 @@ def run_profile(args: argparse.Namespace) -> int:
     raw = LAB / "profile.txt"
     try:
         warm(lab, "greenroom", "chat_c8")
-        load = subprocess.Popen(hey_cmd(lab, "greenroom", "chat", "/v1/chat/completions", 8, secs=secs + 2),
-                                stdout=subprocess.PIPE, text=True)
+        # a new connection per request: Greenroom currently stalls the 6th request of a keep-alive
+        # connection (see README), which would leave the profile mostly idle
+        load = subprocess.Popen(hey_cmd(lab, "greenroom", "chat", "/v1/chat/completions", 8, secs=secs + 2,
+                                        keepalive=args.keepalive), stdout=subprocess.PIPE, text=True)
         time.sleep(1)
-        subprocess.run([spy, "record", "--pid", str(gr.pid), "--duration", str(secs), "--rate", "250",
+        subprocess.run([spy, "record", "--pid", str(gr.pid), "--duration", str(int(secs)), "--rate", "250",
                         "--format", "raw", "--output", str(raw), "--nonblocking"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hey_out = benchlib.parse_hey(load.communicate(timeout=secs + 120)[0])
@@ -808,7 +844,11 @@ def run_profile(args: argparse.Namespace) -> int:
         gr.stop()
         nginx.stop()
     print(f"hey during the profile: {hey_out.get('rps')} req/s, codes {hey_out.get('codes')}")
-    print(benchlib.format_profile(benchlib.profile_tops(raw.read_text()), args.top))
+    tops = benchlib.profile_tops(raw.read_text())
+    print("\nall frames:\n" + benchlib.format_profile(tops, args.top))
+    ours = ("(addons/", "(gateway/")
+    mine = benchlib.format_profile(tops, args.top, lambda f: any(o in f for o in ours))
+    print("\nGreenroom's own code only:\n" + mine)
     print(f"\ncollapsed stacks: {raw} (e.g. flamegraph.pl or speedscope)")
     return 0
 
@@ -829,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, help="repetitions per cell (overrides --quick/full)")
     ap.add_argument("--profile", action="store_true", help="profile Greenroom with py-spy instead")
     ap.add_argument("--top", type=int, default=25, help="rows of the profile tables")
+    ap.add_argument("--keepalive", action="store_true", help="profile with keep-alive connections")
     args = ap.parse_args(argv)
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
