@@ -37,7 +37,7 @@ from gateway.config.models import Action, Capability, ErrorFormat, Production
 from gateway.content.inputs import Inputs
 from gateway.content.jsonbody import dump_json
 from gateway.decision import Decision, Reason, RewriteRecord, combine
-from gateway.errors import InspectionError
+from gateway.errors import GreenroomError, InspectionError
 from gateway.identity import Principal, parse_basic
 from gateway.inspection import (
     HttpRequest,
@@ -290,7 +290,7 @@ class Greenroom:
         try:
             await self._record(event, inspection.inputs)
         except Exception as exc:  # noqa: BLE001 - not durable → not forwarded (provider-native 503)
-            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__, detail=_detail(exc))
             await self._refuse(flow, context, [Reason("audit.unavailable", Action.BLOCK,
                                                       "the audit record could not be written")], status=503)
             return
@@ -384,7 +384,7 @@ class Greenroom:
         try:
             await self._record(event)
         except Exception as exc:  # noqa: BLE001 - the media is withheld regardless when it must be
-            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__, detail=_detail(exc))
         if decision.action == Action.BLOCK:
             deciding = decision.deciding
             refusal = render_refusal(
@@ -644,7 +644,7 @@ class Greenroom:
                 context.recorded = True
             except Exception as exc:  # noqa: BLE001 - the request is refused either way; make the gap visible
                 self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
-                log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+                log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__, detail=_detail(exc))
 
         if getattr(self.sink, "blocking", False):
             context.pending_record = self._io.submit(write)
@@ -669,7 +669,7 @@ class Greenroom:
             context.recorded = True
         except Exception as exc:  # noqa: BLE001 - refused regardless; say the record failed (503)
             self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
-            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__)
+            log.error("audit_record_failed", event_id=event.id, error=type(exc).__name__, detail=_detail(exc))
             failed = [Reason("audit.unavailable", Action.BLOCK, "the audit record could not be written"), *reasons]
             event, refusal = self._refusal(flow, context, failed, 503, inspection, fingerprints)
         context.event = event
@@ -982,6 +982,11 @@ def _may_carry_media(request: HttpRequest) -> bool:
     if content_type and not (content_type.endswith("json") or content_type.startswith("text/")):
         return True
     return any(marker in request.body for marker in _MEDIA_MARKERS)
+
+
+def _detail(exc: Exception) -> str:
+    """Our own errors carry content-free messages (locations, sizes, database states); others only a type."""
+    return str(exc)[:200] if isinstance(exc, GreenroomError) else type(exc).__name__
 
 
 def _proxyserver() -> Any:

@@ -59,10 +59,21 @@ class SqliteDatabase:
         self._create_private()
 
     def _create_private(self) -> None:
+        """Create the file 0600 if it does not exist yet.
+
+        Never open (and close) an existing database file ourselves: closing any descriptor of a file
+        drops every POSIX lock this process holds on it, including SQLite's on a connection that is
+        already open here — another process could then believe it is alone, and delete the WAL
+        under us (writes that were acknowledged would vanish with it).
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            if self.path.exists():
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
+        except FileExistsError:
+            return
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot create the audit database: {exc.strerror}") from exc
 
