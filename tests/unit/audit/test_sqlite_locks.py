@@ -13,10 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from audit_helpers import make_event
+
 from gateway.audit import open_store
 from gateway.audit.sqlite import SqliteDatabase
-
-from audit_helpers import make_event
 
 
 def test_writes_survive_another_handle_and_another_process(tmp_path: Path) -> None:
