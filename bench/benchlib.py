@@ -41,6 +41,7 @@ SYSTEMS = ("direct", "bare", "greenroom", "litellm")
 
 
 _RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_SLOWEST = re.compile(r"Slowest:\s+([\d.]+)\s+secs")
 _PCT = re.compile(r"^\s*(\d+)%\s+in\s+([\d.]+)\s+secs", re.M)
 _CODE = re.compile(r"^\s*\[(\d{3})\]\s+(\d+)\s+responses", re.M)
 _ERR = re.compile(r"^\s*\[(\d+)\]\s+(.+)$", re.M)
@@ -60,6 +61,11 @@ def parse_hey(text: str) -> dict[str, Any]:
     for pct, secs in _PCT.findall(text):
         if pct in ("50", "90", "99"):
             out[f"p{pct}_ms"] = float(secs) * 1000.0
+    m = _SLOWEST.search(text)
+    out["slowest_ms"] = float(m.group(1)) * 1000.0 if m else None
+    if out["p99_ms"] is None and out["slowest_ms"] is not None and out["rps"]:
+        # hey prints no 99% line with fewer than 100 answers; the nearest-rank p99 of < 100 samples is the max
+        out["p99_ms"] = out["slowest_ms"]
     out["codes"] = {code: int(n) for code, n in _CODE.findall(text)}
     if "Error distribution:" in text:
         tail = text.split("Error distribution:", 1)[1]

@@ -75,6 +75,8 @@ def test_parse_hey_errors_and_missing_percentiles() -> None:
     r = benchlib.parse_hey(HEY_ERRORS)
     assert r["p50_ms"] == pytest.approx(49.3)
     assert r["p99_ms"] is None  # hey printed "0% in 0.0000 secs" for the percentiles it had no sample for
+    few = benchlib.parse_hey(HEY_ERRORS.replace("Summary:", "Summary:\n  Slowest:\t0.1386 secs"))
+    assert few["p99_ms"] == pytest.approx(138.6)  # < 100 answers: nearest-rank p99 = the slowest
     assert r["errors"] == 3 and "deadline exceeded" in r["error_sample"]
     assert benchlib.ok_fraction(r["codes"], r["errors"]) == pytest.approx(17 / 20)
     assert benchlib.parse_hey("")["rps"] is None
