@@ -149,17 +149,18 @@ def face_png() -> bytes:
 
 
 def generated_png_b64() -> str:
-    """The images endpoints' answer: a 256x256 synthetic scene (shapes, no face), so Greenroom's output
+    """The images endpoints' answer: a 192x192 synthetic scene (shapes, no face; ~2 KB of base64, an nginx
+    `return` string must stay under 4 KB), so Greenroom's output
     inspection has features to look at (a 1x1 PNG is refused as uninspectable, fail-closed)."""
     import random
 
     from PIL import Image, ImageDraw
 
     rnd = random.Random(7)
-    img = Image.new("RGB", (256, 256), (40, 60, 90))
+    img = Image.new("RGB", (192, 192), (40, 60, 90))
     d = ImageDraw.Draw(img)
-    for _ in range(40):
-        x, y = rnd.randrange(0, 230), rnd.randrange(0, 230)
+    for _ in range(18):
+        x, y = rnd.randrange(0, 170), rnd.randrange(0, 170)
         box = (x, y, x + rnd.randrange(8, 60), y + rnd.randrange(8, 60))
         color = (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
         (d.rectangle if rnd.random() < 0.5 else d.ellipse)(box, fill=color, outline=(0, 0, 0))
