@@ -82,6 +82,8 @@ class FlowContext:
     classification: Classification | None = None
     production: Production | None = None
     mode: str = "proxy"
+    host: str = ""
+    """the AI tool host, as classified (the request may be routed elsewhere in staging and tests)."""
     access: list[Reason] = field(default_factory=list)
     event: AuditEvent | None = None
     streamed: bool = False
@@ -238,6 +240,7 @@ class Greenroom:
             return
         context.principal = principal
         host = flow.request.host if reverse else ai_host
+        context.host = host or flow.request.host
         context.classification = gen.catalog.classify(host or "", flow.request.method, flow.request.path)
         context.production = gen.productions.get(principal.production or "")
         if context.classification is None:  # reverse mode routed to a host the catalog no longer lists
@@ -618,7 +621,7 @@ class Greenroom:
             endpoint=classification.endpoint_id if classification else "",
             capability=classification.capability.value if classification else "",
             method=flow.request.method,
-            host=flow.request.host,
+            host=context.host or flow.request.host,
             path=normalize_path(flow.request.path) if flow.request.path else "/",
             mode=context.mode,
             client=_client_ip(flow),

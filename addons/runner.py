@@ -98,7 +98,8 @@ async def _serve(opts: ServeOptions) -> int:
         outputs=OutputLedger.open(opts.data_dir, settings.audit),
     )
     master.addons.add(*default_addons())
-    master.addons.add(UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)), gateway)
+    # The override's request hook must run after Greenroom's: it reroutes what was inspected.
+    master.addons.add(gateway, UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)))
     limits = settings.limits
     mitm_opts.update(
         confdir=str(ca_dir(opts.data_dir)),

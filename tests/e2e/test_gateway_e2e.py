@@ -532,3 +532,13 @@ def test_body_over_limit_gets_openai_413(gateway: GatewayProcess, fake: FakeProv
     assert {"message", "type", "param", "code"} <= set(err), err
     assert isinstance(err["message"], str) and err["message"]
     assert_nothing_reached(fake)
+
+
+def test_keep_alive_connection_serves_many_requests(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+    """One client connection, many requests: each is answered (the upstream connection is reused)."""
+    with proxied_httpx(gateway, timeout=10) as client:
+        for n in range(15):
+            r = client.post(f"https://{OPENAI}/v1/chat/completions", json={"model": "m", "messages": PROMPT},
+                            headers={"Authorization": "Bearer sk-test"})
+            assert r.status_code == 200, (n, r.text)
+    assert len(fake.records(OPENAI)) == 15
