@@ -70,10 +70,11 @@ class SqliteDatabase:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.path.exists():
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # created by another process just now: theirs, and it is fine
+                return
             os.close(fd)
-        except FileExistsError:
-            return
         except OSError as exc:
             raise AuditError(f"{self.path}: cannot create the audit database: {exc.strerror}") from exc
 
