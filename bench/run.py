@@ -45,7 +45,7 @@ RESULTS = HERE / "results"
 VENV_BIN = Path(sys.executable).parent
 LITELLM_VENV = HERE / ".venv-litellm"
 # Pinned: the newest release whose [proxy] extra resolves from PyPI here (1.108+ need packages that are
-# not published; 1.107.0 was a compromised release and must never be installed).
+# not published; 1.107.0 is reported as a compromised release and must never be installed).
 LITELLM_SPEC = "litellm[proxy]==1.106.12"
 SUT_CPU, LOAD_CPU = 0, 1
 API_KEY = "sk-bench-7c1e0f4a9b2d4e6f8a0b1c2d3e4f5a6b"  # also LiteLLM's master key
