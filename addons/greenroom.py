@@ -34,6 +34,7 @@ from addons.failclosed import fail_closed
 from gateway.approvals import ApprovalStore, granted_reason, hold_rule
 from gateway.audit import AuditEvent, AuditSink, LogSink, Outcome, new_event_id
 from gateway.config.models import Action, Capability, ErrorFormat, Production
+from gateway.content.encoding import decode_body
 from gateway.content.inputs import Inputs
 from gateway.content.jsonbody import dump_json
 from gateway.decision import Decision, Reason, RewriteRecord, combine
@@ -357,18 +358,26 @@ class Greenroom:
             copy, context.output_copy = context.output_copy, None
             if copy is None and not context.output_skipped:
                 return
-            body = bytes(copy or b"")
+            raw = bytes(copy or b"")
         elif response.raw_content:
-            body = response.get_content(strict=False) or b""
+            raw = response.raw_content
         else:
             return
         gen = context.generation
         limits = content_limits(gen.config.settings.limits)
-        content_type = response.headers.get("content-type", "")
-        check = await asyncio.to_thread(
-            check_response, content_type, body, classification.tool.error_format.value, production,
-            classification.capability, gen.detection, limits, event_id=context.event.id, tool=classification.tool.id,
-        )
+        content_type, encoding = response.headers.get("content-type", ""), response.headers.get("content-encoding")
+        event_id, tool, provider = context.event.id, classification.tool.id, classification.tool.error_format.value
+
+        def work() -> OutputCheck:
+            # The wire bytes, decoded with our own caps: an answer we cannot decode is not one we cleared.
+            try:
+                body = decode_body(raw, encoding, limits.max_decoded_bytes) if encoding else raw
+            except InspectionError as exc:
+                return OutputCheck((Reason("output.uninspectable", Action.BLOCK, str(exc), location="response"),))
+            return check_response(content_type, body, provider, production, classification.capability,
+                                  gen.detection, limits, event_id=event_id, tool=tool)
+
+        check = await asyncio.to_thread(work)
         if context.output_skipped:
             check = replace(check, reasons=(*check.reasons, Reason(
                 "output.unfingerprinted", Action.NOTIFY, "the streamed answer was too large to fingerprint")))

@@ -461,3 +461,23 @@ async def test_resumable_upload_with_a_gap_is_refused(addon: Greenroom, first_of
         flow = await send(addon, _upload_chunk(client, b"x" * 10, first_offset, False))
         assert flow.response is not None and flow.response.status_code == 403
         assert "content.uninspectable" in flow.response.get_text()
+
+
+async def test_answer_that_cannot_be_decoded_is_withheld(runtime: Runtime, sink: RecordingSink, tmp_path) -> None:
+    """An answer whose Content-Encoding cannot be decoded is not delivered: its media was never checked."""
+    from gateway.provenance import OutputLedger
+
+    ledger = OutputLedger.open(tmp_path / "ledger")
+    addon = Greenroom(runtime, sink, outputs=ledger)
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = ai_flow(body={"model": "m", "messages": []}, client=client)
+        await send(addon, flow)
+        flow.response = tutils.tresp(
+            headers=http.Headers([(b"content-type", b"image/png"), (b"content-encoding", b"snappy"),
+                                  (b"content-length", b"9")]),
+            content=b"\x00garbage!")
+        await addon.response(flow)
+        assert flow.response.status_code == 403
+        assert "output.uninspectable" in flow.response.get_text()
+    addon.close()
