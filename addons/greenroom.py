@@ -38,7 +38,7 @@ from gateway.content.encoding import decode_body
 from gateway.content.inputs import Inputs
 from gateway.content.jsonbody import dump_json
 from gateway.decision import Decision, Reason, RewriteRecord, combine
-from gateway.errors import GreenroomError, InspectionError
+from gateway.errors import AuditError, GreenroomError, InspectionError
 from gateway.identity import Principal, parse_basic
 from gateway.inspection import (
     HttpRequest,
@@ -69,6 +69,10 @@ TOKEN_HEADER = "X-Greenroom-Token"  # noqa: S105 - a header name, not a secret
 AUTH_HEADER = "X-Greenroom-Authorization"
 PRODUCTION_HEADER = "X-Greenroom-Production"
 _OUR_HEADERS = (TOKEN_HEADER, AUTH_HEADER, PRODUCTION_HEADER, "Proxy-Authorization")
+_INLINE_SEAL_BYTES = 256 * 1024
+"""inputs up to this size are sealed on the event loop (microseconds); larger ones on a worker thread."""
+_AUDIT_WAIT_SECONDS = 35.0
+"""longest wait for the audit commit before the request is refused (the store gives up at 30 s)."""
 FAULT_ENV = "GREENROOM_TEST_FAULT"
 
 
@@ -642,11 +646,28 @@ class Greenroom:
         )
 
     async def _record(self, event: AuditEvent, inputs: Inputs | None = None) -> None:
-        """Make the event durable (the store is written from a worker thread, never on the loop)."""
-        if getattr(self.sink, "blocking", False):
-            await asyncio.to_thread(self.sink.record, event, inputs)
+        """Make the event durable before anything is forwarded; raise (AuditError or other) if it is not.
+
+        A sink that can queue (the Recorder) seals here — on a worker thread when the inputs are large —
+        and the loop awaits the store's commit; no thread sits blocked on it. Other blocking sinks are
+        called on a worker thread.
+        """
+        submit = getattr(self.sink, "submit_record", None)
+        if submit is None:
+            if getattr(self.sink, "blocking", False):
+                await asyncio.to_thread(self.sink.record, event, inputs)
+            else:
+                self.sink.record(event, inputs)
+            return
+        if inputs is not None and _input_bytes(inputs) > _INLINE_SEAL_BYTES:
+            pending = await asyncio.to_thread(submit, event, inputs)
         else:
-            self.sink.record(event, inputs)
+            pending = submit(event, inputs)
+        try:
+            async with asyncio.timeout(_AUDIT_WAIT_SECONDS):
+                await asyncio.wrap_future(pending)
+        except TimeoutError as exc:
+            raise AuditError(f"the audit write did not complete within {_AUDIT_WAIT_SECONDS:g}s") from exc
 
     def _record_in_background(self, event: AuditEvent, context: FlowContext) -> None:
         """For refusals decided outside a coroutine: write without holding the event loop."""
@@ -851,6 +872,10 @@ class Greenroom:
             self.sink.complete(event, outcome)
             return
         pending = context.pending_record
+        nowait = getattr(self.sink, "complete_nowait", None)
+        if nowait is not None and context.recorded and (pending is None or pending.done()):
+            nowait(event, outcome, lambda exc: self._outcome_failed(event, exc))
+            return
 
         def write() -> None:
             try:
@@ -864,10 +889,17 @@ class Greenroom:
                     if log_only is not None:
                         log_only.complete(event, outcome)
             except Exception as exc:  # noqa: BLE001 - the exchange is over; count and log the gap
-                self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
-                log.error("audit_outcome_failed", event_id=event.id, error=type(exc).__name__)
+                self._outcome_failed(event, exc)
 
         self._io.submit(write)
+
+    def _outcome_failed(self, event: AuditEvent, exc: BaseException) -> None:
+        self.metrics.inc("greenroom_audit_errors_total", "audit writes that failed")
+        log.error("audit_outcome_failed", event_id=event.id, error=type(exc).__name__)
+
+
+def _input_bytes(inputs: Inputs) -> int:
+    return sum(len(t.text) for t in inputs.texts) + sum(len(m.data) for m in inputs.media)
 
 
 def _apply(flow: http.HTTPFlow, inspection: Inspection) -> None:

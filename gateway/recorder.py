@@ -1,8 +1,12 @@
 """The proxy's audit sink: seal captured inputs with the production's key, then write durably.
 
-`record()` returns only once the event and its encrypted captures are committed (the proxy calls
-it from a worker thread before forwarding; if it raises, the request is refused with a 503 and
-nothing goes out). `complete()` adds the outcome. Every event also produces the decision log line.
+`record()` returns only once the event and its encrypted captures are committed; if it raises,
+the request is refused with a 503 and nothing goes out. The proxy uses `submit_record()`, which
+seals and queues on the caller's thread and returns a future that resolves once the event is
+durable, so the event loop awaits the commit without a worker thread blocked on it.
+`complete()` adds the outcome; `complete_nowait()` writes the decision log line and hands the
+outcome to the store without waiting (`on_error` hears of a failed write). Every event also
+produces the decision log line.
 
 Fingerprints: each captured input is fingerprinted with HMAC-SHA256 under a per-deployment key
 (`<data-dir>/keys/fingerprint.key`), not a bare hash, so a short prompt cannot be recovered from
@@ -14,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Protocol
 
@@ -68,7 +73,11 @@ class CaptureStore(Protocol):
 
     def record(self, event: AuditEvent, captures: Sequence[Capture] = ()) -> None: ...
 
+    def submit_record(self, event: AuditEvent, captures: Sequence[Capture] = ()) -> Future[None]: ...
+
     def complete(self, event: AuditEvent, outcome: Outcome) -> None: ...
+
+    def submit_complete(self, event: AuditEvent, outcome: Outcome) -> Future[None]: ...
 
     def close(self) -> None: ...
 
@@ -94,23 +103,40 @@ class Recorder:
         except Exception as exc:
             raise AuditError(f"the audit store could not record {event.id}: {type(exc).__name__}") from exc
 
+    def submit_record(self, event: AuditEvent, inputs: Inputs | None = None) -> Future[None]:
+        """Seal and queue; the future resolves once durable. Raises AuditError when it cannot even be queued."""
+        try:
+            captures = self.seal(event, inputs) if inputs is not None and event.production else ()
+            return self.store.submit_record(event, captures)
+        except AuditError:
+            raise
+        except Exception as exc:
+            raise AuditError(f"the audit store could not record {event.id}: {type(exc).__name__}") from exc
+
     def seal(self, event: AuditEvent, inputs: Inputs) -> Sequence[Capture]:
+        """Every input of the event encrypted under one data key for the event (see Vault.seal_many)."""
         if self.vault is None:
             return ()
-        texts = [
-            self.vault.seal(event.id, event.production, CaptureKind.TEXT, t.location, "text/plain; charset=utf-8",
-                            t.text.encode("utf-8", "surrogatepass"))
-            for t in inputs.texts
-        ]
-        media = [
-            self.vault.seal(event.id, event.production, CaptureKind.MEDIA, m.location, m.sniffed_type, m.data)
-            for m in inputs.media
-        ]
-        return [*texts, *media]
+        texts = [(CaptureKind.TEXT, t.location, "text/plain; charset=utf-8", t.text.encode("utf-8", "surrogatepass"))
+                 for t in inputs.texts]
+        media = [(CaptureKind.MEDIA, m.location, m.sniffed_type, m.data) for m in inputs.media]
+        return self.vault.seal_many(event.id, event.production, [*texts, *media])
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
         self.log.complete(event, outcome)
         self.store.complete(event, outcome)
+
+    def complete_nowait(
+        self, event: AuditEvent, outcome: Outcome, on_error: Callable[[BaseException], None]
+    ) -> None:
+        """The decision log line now; the outcome entry with the store's next commit (never waited for)."""
+        self.log.complete(event, outcome)
+        try:
+            future = self.store.submit_complete(event, outcome)
+        except Exception as exc:  # noqa: BLE001 - the exchange is over: report the gap, never raise into it
+            on_error(exc)
+            return
+        future.add_done_callback(lambda done: _report_failure(done, on_error))
 
     def close(self) -> None:
         self.store.close()
@@ -122,3 +148,9 @@ class Recorder:
     def purge(self, retention_days: int, production: str) -> int:
         """Delete this production's captures older than its retention (metadata stays and verifies)."""
         return self.vault.purge(retention_days, production) if self.vault is not None else 0
+
+
+def _report_failure(done: Future[None], on_error: Callable[[BaseException], None]) -> None:
+    exc = done.exception()
+    if exc is not None:
+        on_error(exc)

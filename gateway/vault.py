@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -254,24 +254,44 @@ class Vault:
         plaintext: bytes,
     ) -> Capture:
         """Encrypt one captured input under a fresh data key, wrapped by the production's current key."""
-        kind = CaptureKind(kind)
+        return self.seal_many(event_id, production, [(kind, location, content_type, plaintext)])[0]
+
+    def seal_many(
+        self,
+        event_id: str,
+        production: str,
+        items: Sequence[tuple[CaptureKind | str, str, str, bytes]],
+    ) -> list[Capture]:
+        """Encrypt every input of one event: one fresh data key for the event, wrapped once.
+
+        Each item (kind, location, content type, plaintext) gets its own random nonce, and its
+        associated data binds it to the event, production, kind, location and content type, so a
+        capture moved to another event or location does not open. Destroying the event's data key
+        (shredding the production key) makes all of them unreadable at once, as before.
+        """
+        if not items:
+            return []
         version, kek = self._current_key(production)
         dek = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(_NONCE)
-        ciphertext = nonce + AESGCM(dek).encrypt(
-            nonce, plaintext, _data_context(event_id, production, kind, location, content_type)
-        )
-        return Capture(
-            event_id=event_id,
-            production=production,
-            kind=kind,
-            location=location,
-            content_type=content_type,
-            ciphertext=ciphertext,
-            wrapped_key=_wrap_data_key(kek, dek, production, version, event_id),
-            key_version=version,
-            size=len(plaintext),
-        )
+        cipher = AESGCM(dek)
+        wrapped = _wrap_data_key(kek, dek, production, version, event_id)
+        captures = []
+        for kind, location, content_type, plaintext in items:
+            kind = CaptureKind(kind)
+            nonce = os.urandom(_NONCE)
+            aad = _data_context(event_id, production, kind, location, content_type)
+            captures.append(Capture(
+                event_id=event_id,
+                production=production,
+                kind=kind,
+                location=location,
+                content_type=content_type,
+                ciphertext=nonce + cipher.encrypt(nonce, plaintext, aad),
+                wrapped_key=wrapped,
+                key_version=version,
+                size=len(plaintext),
+            ))
+        return captures
 
     def open(self, capture: Capture) -> bytes:
         """Decrypt; KeyShreddedError when its key is gone, DecryptionError when it does not authenticate."""

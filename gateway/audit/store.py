@@ -8,6 +8,11 @@ head and commits whatever is queued in one transaction (group commit), then wake
 
 `complete(event, outcome)` appends the outcome as its own entry in the same chain (an entry of
 kind `outcome`, hashed and linked like any other), so outcomes are as tamper-evident as events.
+
+The proxy uses the non-blocking forms: `submit_record()` returns a future the event loop awaits
+(no thread waits for the commit), and `submit_complete()` hands the outcome over without waiting
+at all. Nobody waits for such an outcome, so the writer lets it linger (`outcome_linger` seconds)
+for the next event and commits both in one transaction: one disk sync per request instead of two.
 Every `checkpoint_every` entries, and every `checkpoint_seconds` while entries are unsealed, the
 writer signs the chain head and exports it to the checkpoint directory.
 """
@@ -100,6 +105,8 @@ class _Job:
     body: bytes
     captures: tuple[Capture, ...] = ()
     future: Future[None] = field(default_factory=Future)
+    urgent: bool = True
+    """someone waits for this commit; False for outcomes handed over without waiting (they may linger)."""
 
 
 @dataclass(slots=True)
@@ -150,6 +157,7 @@ class AuditStore:
         checkpoint_seconds: float = 30.0,
         max_batch: int = 256,
         write_timeout: float = 30.0,
+        outcome_linger: float = 0.02,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -160,6 +168,7 @@ class AuditStore:
         self._seconds = checkpoint_seconds
         self._max_batch = max_batch
         self._timeout = write_timeout
+        self._linger_seconds = outcome_linger
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue()
         self._closed = False
@@ -174,17 +183,29 @@ class AuditStore:
 
     def record(self, event: AuditEvent, captures: Iterable[Capture] = ()) -> None:
         """Persist an event and its encrypted captures; return once durable, else raise AuditError."""
+        self._wait(self.submit_record(event, captures))
+
+    def submit_record(self, event: AuditEvent, captures: Iterable[Capture] = ()) -> Future[None]:
+        """Queue an event for the next commit; the future resolves once it is durable (AuditError otherwise)."""
         sealed = tuple(captures)
         for capture in sealed:
             if capture.event_id != event.id or capture.production != event.production:
                 raise AuditError(f"a capture for {capture.event_id} cannot be recorded with event {event.id}")
         body = event_body(event, [c.describe() for c in sealed])
-        self._submit(_Job("event", event.id, event.ts, event.production, body, sealed))
+        return self._enqueue(_Job("event", event.id, event.ts, event.production, body, sealed))
 
     def complete(self, event: AuditEvent, outcome: Outcome) -> None:
         """Append how the exchange ended (its own chained entry); return once durable."""
+        self._wait(self._outcome_job(event, outcome, urgent=True))
+
+    def submit_complete(self, event: AuditEvent, outcome: Outcome) -> Future[None]:
+        """Queue the outcome without waiting; it is committed with the next event (or `outcome_linger` later)."""
+        return self._outcome_job(event, outcome, urgent=False)
+
+    def _outcome_job(self, event: AuditEvent, outcome: Outcome, *, urgent: bool) -> Future[None]:
         now = self._clock()
-        self._submit(_Job("outcome", event.id, now, event.production, outcome_body(event, outcome, now)))
+        body = outcome_body(event, outcome, now)
+        return self._enqueue(_Job("outcome", event.id, now, event.production, body, urgent=urgent))
 
     def close(self) -> None:
         """Write everything queued, sign a final checkpoint, release the database."""
@@ -206,12 +227,15 @@ class AuditStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _submit(self, job: _Job) -> None:
+    def _enqueue(self, job: _Job) -> Future[None]:
         if self._closed or not self._writer.is_alive():
             raise AuditError("the audit store is closed")
         self._queue.put(job)
+        return job.future
+
+    def _wait(self, future: Future[None]) -> None:
         try:
-            job.future.result(timeout=self._timeout)
+            future.result(timeout=self._timeout)
         except FutureTimeout as exc:
             raise AuditError(f"the audit write did not complete within {self._timeout:g}s") from exc
 
@@ -221,6 +245,9 @@ class AuditStore:
         """The writer loop; if it ever dies, every waiting caller gets an AuditError at once."""
         try:
             self._writer_loop()
+        except BaseException as exc:  # noqa: BLE001 - said loudly; every caller is failed below (fail closed)
+            _log.critical("audit_writer_crashed", replica=self.replica_id, error=type(exc).__name__,
+                          detail=str(exc), exc_info=True)
         finally:
             self._closed = True
             for job in self._inflight:
@@ -236,6 +263,8 @@ class AuditStore:
                 self._checkpoint_if_due()
                 continue
             batch, control = self._drain(first)
+            if batch and control is None and not any(job.urgent for job in batch):
+                batch, control = self._linger(batch)
             if batch:
                 self._inflight = batch
                 self._write(batch)
@@ -248,9 +277,9 @@ class AuditStore:
                 self._checkpoint_if_due(force=True)
                 return
 
-    def _drain(self, first: Any) -> tuple[list[_Job], Any]:
+    def _drain(self, first: Any, batch: list[_Job] | None = None) -> tuple[list[_Job], Any]:
         """Jobs queued up to the batch size, stopping at a control item (flush or stop)."""
-        batch: list[_Job] = []
+        batch = [] if batch is None else batch
         item = first
         while True:
             if not isinstance(item, _Job):
@@ -262,6 +291,14 @@ class AuditStore:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return batch, None
+
+    def _linger(self, batch: list[_Job]) -> tuple[list[_Job], Any]:
+        """Only outcomes nobody waits for: give the next event a moment to share their transaction."""
+        try:
+            item = self._queue.get(timeout=self._linger_seconds)
+        except queue.Empty:
+            return batch, None
+        return self._drain(item, batch)
 
     def _fail_pending(self) -> None:
         while True:

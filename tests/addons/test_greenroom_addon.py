@@ -481,3 +481,61 @@ async def test_answer_that_cannot_be_decoded_is_withheld(runtime: Runtime, sink:
         assert flow.response.status_code == 403
         assert "output.uninspectable" in flow.response.get_text()
     addon.close()
+
+
+# --- the durable store behind the addon (real SQLite store, vault and recorder) ---------------------
+
+
+@pytest.fixture
+def recorder(tmp_path):
+    from gateway.audit import LogSink, open_store
+    from gateway.recorder import Recorder
+    from gateway.vault import Vault, master_key_provider
+
+    store = open_store(tmp_path / "audit", replica_id="addon-test", env={})
+    rec = Recorder(store, Vault(master_key_provider(tmp_path / "audit", env={}), store), LogSink())
+    yield rec
+    rec.close()
+
+
+def _answer(flow: http.HTTPFlow) -> None:
+    flow.response = tutils.tresp(status_code=200, headers=http.Headers([(b"content-type", b"application/json")]),
+                                 content=b'{"choices": []}')
+
+
+@pytest.mark.parametrize("sealed_on", ["event loop", "worker thread"])
+async def test_the_event_is_durable_before_the_request_is_forwarded(
+    runtime: Runtime, recorder, monkeypatch: pytest.MonkeyPatch, sealed_on: str
+) -> None:
+    """When `request` returns without a response, the event and its sealed inputs are already committed;
+    the outcome follows with a later commit (nobody waits for it)."""
+    if sealed_on == "worker thread":
+        monkeypatch.setattr("addons.greenroom._INLINE_SEAL_BYTES", 0)
+    addon = Greenroom(runtime, recorder)
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        flow = await send(addon, ai_flow(body={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                                         client=client))
+        assert flow.response is None
+        event_id = flow.metadata[KEY].event.id
+        stored = recorder.store.get(event_id)
+        assert stored is not None and stored.outcome is None
+        assert {c.location for c in recorder.store.captures(event_id)} >= {"body.messages[0].content"}
+        _answer(flow)
+        addon.responseheaders(flow)
+        await addon.response(flow)
+        recorder.store.checkpoint()  # a flush: whatever was queued is committed
+        stored = recorder.store.get(event_id)
+        assert stored is not None and stored.outcome is not None and stored.outcome.status == 200
+        assert recorder.store.verify().ok
+
+
+async def test_a_store_that_cannot_commit_refuses_the_request_with_503(runtime: Runtime, recorder) -> None:
+    """The commit fails (the store closed under it): provider-native 503 audit.unavailable, nothing forwarded."""
+    addon = Greenroom(runtime, recorder)
+    with taddons.context(addon):
+        client, _ = await connect(addon, "alice", "alice-pw")
+        recorder.store.close()
+        flow = await send(addon, ai_flow(body={"model": "m", "messages": []}, client=client))
+        assert flow.response is not None and flow.response.status_code == 503
+        assert "audit.unavailable" in flow.response.text

@@ -293,3 +293,57 @@ def test_concurrent_first_seals_share_one_key(tmp_path: Path, store: AuditStore)
         thread.join()
     assert versions == [1] * 16
     assert [k.version for k in store.load_keys("new-show")] == [1]
+
+
+def _seal_event(store: AuditStore, vault: Vault, items: list[tuple[str, bytes]]) -> list[Capture]:
+    event = make_event()
+    captures = vault.seal_many(event.id, PROD, [(CaptureKind.TEXT, loc, "text/plain", data) for loc, data in items])
+    store.record(event, captures)
+    return captures
+
+
+def test_one_event_is_sealed_under_one_data_key_and_every_capture_opens(store: AuditStore, vault: Vault) -> None:
+    """seal_many: one wrapped key per event, a fresh nonce per capture, each opens to its own bytes."""
+    items = [("body.model", b"gpt-x"), ("body.messages[0].content", b"Mara Quell"), ("body.messages[1].content", b"")]
+    captures = _seal_event(store, vault, items)
+    assert len({c.wrapped_key for c in captures}) == 1
+    assert len({c.ciphertext[:12] for c in captures}) == 3
+    stored = store.captures(captures[0].event_id)
+    assert [vault.open(c) for c in stored] == [data for _, data in items]
+
+
+@pytest.mark.parametrize(
+    ("name", "move"),
+    [
+        ("to another location", lambda c, other: dataclasses.replace(c, location=other.location)),
+        ("swapped ciphertexts", lambda c, other: dataclasses.replace(c, ciphertext=other.ciphertext)),
+        ("another content type", lambda c, other: dataclasses.replace(c, content_type="image/png")),
+    ],
+)
+def test_captures_of_one_event_cannot_be_swapped(store: AuditStore, vault: Vault, name: str, move) -> None:
+    """Sharing the event's data key does not let one capture pass for another."""
+    first, second = _seal_event(store, vault, [("body.a", b"first"), ("body.b", b"second")])
+    with pytest.raises(DecryptionError):
+        vault.open(move(first, second))
+
+
+def test_rotation_and_shredding_cover_every_capture_of_an_event(
+    tmp_path: Path, store: AuditStore, vault: Vault
+) -> None:
+    """Rotation rewraps each capture's copy of the event key; shredding makes all of them unreadable."""
+    captures = _seal_event(store, vault, [("body.a", b"one"), ("body.b", b"two")])
+    assert vault.rotate(PROD, settle_seconds=0) == 2
+    rotated = store.captures(captures[0].event_id)
+    assert [c.key_version for c in rotated] == [2, 2]
+    assert [vault.open(c) for c in rotated] == [b"one", b"two"]
+    vault.shred(PROD)
+    for reader in (vault, Vault(master_key_provider(tmp_path, env={}), store)):
+        for capture in store.captures(captures[0].event_id):
+            with pytest.raises(KeyShreddedError):
+                reader.open(capture)
+    assert store.verify().ok
+
+
+def test_sealing_nothing_needs_no_key(store: AuditStore, vault: Vault) -> None:
+    assert vault.seal_many(new_event_id(), PROD, []) == []
+    assert store.load_keys(PROD) == []

@@ -11,8 +11,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 from audit_helpers import make_event
 
 from gateway.audit import Outcome
@@ -290,3 +292,102 @@ def test_kill_9_under_load_loses_no_acknowledged_event(make_store, tmp_path: Pat
     assert report.ok, report.problems
     store.record(make_event(1))
     assert store.verify().ok
+
+
+class _CountingTransactions:
+    """Wraps a database: counts write transactions (a commit = one disk sync)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def transaction(self, write: bool = True) -> Any:
+        self.writes += write
+        return self._db.transaction(write)
+
+
+def test_an_outcome_nobody_waits_for_shares_the_next_events_commit(make_store) -> None:
+    """submit_complete() lingers; the next event's commit carries it: one transaction, both durable, chained."""
+    store = make_store(outcome_linger=5.0)
+    first = make_event(1)
+    store.record(first)
+    counting = _CountingTransactions(store.db)
+    store.db = counting
+    pending = store.submit_complete(first, Outcome(200, 12.5, 300, False))
+    time.sleep(0.1)
+    assert not pending.done()  # lingering: nobody waits for it
+    second = make_event(2)
+    store.record(second)
+    assert pending.result(timeout=5) is None
+    assert counting.writes == 1
+    stored = store.get(first.id)
+    assert stored is not None and stored.outcome == Outcome(200, 12.5, 300, False)
+    report = store.verify()
+    assert report.ok and report.entries == 3
+
+
+@pytest.mark.parametrize(
+    ("how", "linger"),
+    [("the linger ends", 0.05), ("the store closes", 60.0), ("someone waits for a checkpoint", 60.0)],
+)
+def test_a_lingering_outcome_is_never_lost(make_store, how: str, linger: float) -> None:
+    """With no further event, the outcome is still committed: after the linger, at close, or at a flush."""
+    store = make_store(outcome_linger=linger)
+    event = make_event(1)
+    store.record(event)
+    pending = store.submit_complete(event, Outcome(403, 1.0, 0, False))
+    if how == "the store closes":
+        store.close()
+        reopened = make_store()
+        stored = reopened.get(event.id)
+    else:
+        if how == "someone waits for a checkpoint":
+            store.checkpoint()
+        pending.result(timeout=5)
+        stored = store.get(event.id)
+    assert pending.done() and pending.exception() is None
+    assert stored is not None and stored.outcome is not None and stored.outcome.status == 403
+
+
+def test_a_blocking_complete_does_not_linger(make_store) -> None:
+    """complete() (someone waits) commits at once even with a long linger configured."""
+    store = make_store(outcome_linger=60.0)
+    event = make_event(1)
+    store.record(event)
+    started = time.monotonic()
+    store.complete(event, Outcome(200, 1.0, 10, False))
+    assert time.monotonic() - started < 30  # far below the linger: it did not wait for another event
+    stored = store.get(event.id)
+    assert stored is not None and stored.outcome is not None
+
+
+def test_submit_record_resolves_once_durable_and_fails_closed(make_store) -> None:
+    """submit_record(): the future resolves after the commit; a failed commit fails the future, not the store."""
+    store = make_store()
+    event = make_event(1)
+    future = store.submit_record(event)
+    assert future.result(timeout=5) is None
+    assert store.get(event.id) is not None
+    duplicate = store.submit_record(event)
+    with pytest.raises(DuplicateEntryError):
+        duplicate.result(timeout=5)
+    assert store.healthy()
+
+
+def test_a_crashed_writer_is_logged_and_fails_every_caller(make_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the writer thread dies, it says so in the log, and waiting and later callers get AuditError."""
+    store = make_store()
+
+    def explode(batch: list[Any]) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "_write", explode)
+    with structlog.testing.capture_logs() as logs, pytest.raises(AuditError):
+        store.record(make_event(1))
+    assert any(entry["event"] == "audit_writer_crashed" for entry in logs)
+    assert not store.healthy()
+    with pytest.raises(AuditError, match="closed"):
+        store.submit_record(make_event(2))
