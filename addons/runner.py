@@ -68,7 +68,7 @@ def serve(opts: ServeOptions) -> int:
 
 async def _serve(opts: ServeOptions) -> int:
     metrics = Metrics()
-    runtime = Runtime(opts.config_dir, opts.data_dir, metrics=metrics)
+    runtime = Runtime(opts.config_dir, opts.data_dir, metrics=metrics, media_pool=True)
     settings = runtime.current.config.settings
     parse_overrides(opts.upstream_overrides)  # a bad spec stops us before anything listens
     opts.data_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +151,7 @@ async def _serve(opts: ServeOptions) -> int:
         await admin.stop()
     purger.cancel()
     gateway.close()
+    runtime.close()
     log.info("stopped")
     return 0
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import structlog
@@ -22,10 +25,12 @@ from gateway.config.models import Capability, Production
 from gateway.content import ContentLimits, Inputs
 from gateway.decision import Reason
 from gateway.detect.finding import DetectionContext, Detector, Finding
+from gateway.detect.pool import MediaPool, PoolSettings
+from gateway.errors import DetectionError
 from gateway.metrics import Metrics
 from gateway.policy import finding_reasons
 
-__all__ = ["Detection", "load_detection"]
+__all__ = ["Detection", "PoolSettings", "ensure_index", "load_detection", "media_detectors", "text_detectors"]
 
 log = structlog.get_logger("greenroom.detection")
 
@@ -35,19 +40,25 @@ class Detection:
     text: Sequence[Detector]
     media: Sequence[Detector]
     metrics: Metrics | None = None
+    pool: MediaPool | None = None
+    """when set, media detectors run in its worker processes and `media` is empty here."""
 
     def findings(self, inputs: Inputs, production: Production, capability: Capability) -> list[Finding]:
         context = DetectionContext(capability=capability.value, production=production.id,
                                    confidential_terms=tuple(t.term for t in production.confidential_terms))
         found: list[Finding] = []
-        detectors = [*self.text, *(self.media if inputs.media else ())]
-        for detector in detectors:
-            started = time.perf_counter()
-            found += detector.detect(inputs, context)
-            if self.metrics is not None:
-                self.metrics.observe_ms("greenroom_detector_ms", "time per detector per request",
-                                        (time.perf_counter() - started) * 1000, detector=detector.name)
-        return found
+        for detector in self.text:
+            found += self._timed(detector, inputs, context)
+        if not inputs.media:
+            return found
+        if self.pool is None:
+            for detector in self.media:
+                found += self._timed(detector, inputs, context)
+            return found
+        result = self.pool.detect(inputs.media, context)
+        for name, ms in result.timings:
+            self._observe(name, ms)
+        return found + list(result.findings)
 
     def reasons(self, inputs: Inputs, production: Production, capability: Capability) -> list[Reason]:
         """Every finding in `inputs`, judged by the production's rules."""
@@ -56,32 +67,97 @@ class Detection:
         return finding_reasons(self.findings(inputs, production, capability), production, capability,
                                dt.date.today())
 
+    def close(self) -> None:
+        """Stop the media workers (the gateway is shutting down)."""
+        if self.pool is not None:
+            self.pool.close()
+
+    def _timed(self, detector: Detector, inputs: Inputs, context: DetectionContext) -> list[Finding]:
+        started = time.perf_counter()
+        found = detector.detect(inputs, context)
+        self._observe(detector.name, (time.perf_counter() - started) * 1000)
+        return found
+
+    def _observe(self, name: str, ms: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_ms("greenroom_detector_ms", "time per detector per request", ms, detector=name)
+
 
 def load_detection(loaded: LoadedConfig, data_dir: Path, limits: ContentLimits,
-                   metrics: Metrics | None = None) -> Detection:
-    """Build every detector for a configuration (the registry index is loaded, or rebuilt when stale)."""
-    from gateway.detect.face import FaceDetector
-    from gateway.detect.image import IpImageDetector
+                   metrics: Metrics | None = None, pool: PoolSettings | None = None,
+                   reuse: MediaPool | None = None) -> Detection:
+    """Build every detector for a configuration (the registry index is loaded, or rebuilt when stale).
+
+    With `pool`, the media detectors live in worker processes (`gateway.detect.pool`): the index is
+    made current here in a short-lived child process, and the workers load it when media arrives.
+    `reuse`: a pool whose workers already serve this registry index with these limits and settings.
+    """
+    started = time.perf_counter()
+    text = text_detectors(loaded)
+    if pool is None:
+        detection = Detection(text, media_detectors(loaded, data_dir, limits), metrics)
+    else:
+        digest = ensure_index(loaded, data_dir)
+        key = (digest, str(data_dir), limits, pool)
+        media_pool = reuse if reuse is not None and reuse.key == key else MediaPool(loaded, data_dir, limits, pool, key)
+        detection = Detection(text, (), metrics, media_pool)
+    log.info("detectors_loaded", ms=round((time.perf_counter() - started) * 1000),
+             talent=len(loaded.config.registry.talent), ip=len(loaded.config.registry.ip),
+             media_workers=pool.workers if pool else 0)
+    return detection
+
+
+def text_detectors(loaded: LoadedConfig) -> tuple[Detector, ...]:
+    """Names, titles and terms, production secrets, script pages, personal data: cheap, run in the proxy."""
     from gateway.detect.pii import PiiDetector
     from gateway.detect.script import ScriptDetector
     from gateway.detect.text import NameDetector, TermDetector
-    from gateway.detect.voice import VoiceDetector
-    from gateway.registry import load_index
 
     config = loaded.config
-    started = time.perf_counter()
-    index = load_index(data_dir, loaded)
-    text: list[Detector] = [
+    return (
         NameDetector.from_config(config),
         TermDetector.from_config(config),
         ScriptDetector.from_config(config, loaded.directory),
         PiiDetector(),
-    ]
-    media: list[Detector] = [
+    )
+
+
+def media_detectors(loaded: LoadedConfig, data_dir: Path, limits: ContentLimits) -> tuple[Detector, ...]:
+    """IP images, faces, voices over the registry index (loaded, or rebuilt when stale)."""
+    from gateway.detect.face import FaceDetector
+    from gateway.detect.image import IpImageDetector
+    from gateway.detect.voice import VoiceDetector
+    from gateway.registry import load_index
+
+    index = load_index(data_dir, loaded)
+    return (
         IpImageDetector(index.images, limits),
         FaceDetector(index.faces, limits),
         VoiceDetector(index.voices, limits),
-    ]
-    log.info("detectors_loaded", ms=round((time.perf_counter() - started) * 1000),
-             talent=len(config.registry.talent), ip=len(config.registry.ip))
-    return Detection(tuple(text), tuple(media), metrics)
+    )
+
+
+def ensure_index(loaded: LoadedConfig, data_dir: Path) -> str:
+    """Make the registry index current without loading the matching libraries into this process.
+
+    A stale index is rebuilt in a child process (face and voice models, faiss and OpenCV stay out
+    of the proxy); its ConfigError (a photo without a face, an unreadable file) is raised here.
+    """
+    from gateway.registry.layout import index_is_complete
+    from gateway.registry.source import registry_digest, registry_source
+
+    digest = registry_digest(registry_source(loaded))
+    if index_is_complete(data_dir, digest):
+        return digest
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as child:
+        try:
+            child.submit(_build_index, loaded, str(data_dir)).result()
+        except BrokenProcessPool as exc:
+            raise DetectionError("the registry index build stopped unexpectedly") from exc
+    return digest
+
+
+def _build_index(loaded: LoadedConfig, data_dir: str) -> None:
+    from gateway.registry import load_index
+
+    load_index(Path(data_dir), loaded)

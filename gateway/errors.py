@@ -8,6 +8,7 @@
      │    └── UninspectableError   raised when content cannot be decoded (bad or unknown encoding, bad JSON)
      ├── AuthError                 raised when credentials are malformed (wrong ones are a result, not an error)
      ├── CertificateError          raised when the interception CA cannot be created or read
+     ├── DetectionError            raised when the detectors cannot run (a media worker died, timed out, won't start)
      ├── AuditError                raised when the audit store cannot be opened, written or read
      │    ├── DuplicateEntryError  raised when an entry collides with a stored one (same replica sequence or event id)
      │    └── IntegrityError       raised when verification finds the audit trail altered, removed or forged
@@ -26,6 +27,7 @@ __all__ = [
     "CertificateError",
     "ConfigError",
     "DecryptionError",
+    "DetectionError",
     "DuplicateEntryError",
     "GreenroomError",
     "InspectionError",
@@ -87,6 +89,10 @@ class AuthError(GreenroomError):
 
 class CertificateError(GreenroomError):
     """Raised when the interception CA cannot be created or read."""
+
+
+class DetectionError(GreenroomError):
+    """Raised when the detectors cannot run: a media worker died, timed out or could not start."""
 
 
 class AuditError(GreenroomError):

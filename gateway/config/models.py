@@ -485,6 +485,21 @@ class UpstreamSettings(Model):
     )
 
 
+class MediaWorkerSettings(Model):
+    """Media detectors (faces, IP images, voices) run in worker processes, away from the proxy's event loop."""
+
+    workers: int = Field(0, ge=0, le=64, description="worker processes; 0 = one per CPU core the gateway may use")
+    nice: int = Field(
+        10, ge=0, le=19, description="how much lower their CPU priority is than the proxy's (Unix nice increment)"
+    )
+    idle_seconds: float = Field(
+        600.0, gt=0, description="stop the workers after this long without media; the next media item starts them"
+    )
+    timeout_seconds: float = Field(
+        120.0, gt=0, description="longest detection of one request's media; then it is blocked and the workers replaced"
+    )
+
+
 class AuditSettings(Model):
     """Where audit events are stored and how their integrity is proven."""
 
@@ -554,6 +569,9 @@ class GatewaySettings(Model):
     )
     audit: AuditSettings = Field(default_factory=AuditSettings, description="audit store and integrity")
     upstream: UpstreamSettings = Field(default_factory=UpstreamSettings, description="provider deadlines")
+    media_workers: MediaWorkerSettings = Field(
+        default_factory=MediaWorkerSettings, description="worker processes for the media detectors"
+    )
     reload_interval_seconds: float = Field(
         2.0, ge=0, description="how often the config dir is checked for changes (hot reload); 0 disables"
     )

@@ -1,0 +1,230 @@
+"""Media detectors in worker processes: images, faces and voices never hold the proxy's event loop.
+
+    MediaPool(loaded, data_dir, limits, settings).detect(media, context) -> MediaResult
+        blocking; call it from a worker thread (the proxy inspects media bodies off the loop)
+
+Why processes: face, image and voice matching are CPU-bound for tens to hundreds of milliseconds
+per item, and the Python parts of them hold the GIL, so in the proxy's own process one user's 1 MP
+photo stalls every other user's text request. In worker processes they cannot; and the workers
+run at a lower CPU priority (`nice`, default +10), so when the gateway's cores are busy the
+interactive text traffic goes first and media requests take longer, not the other way round.
+
+Lifecycle: no worker runs until the first media item arrives (a gateway that only sees text never
+loads dlib's models, the faiss index or the voice encoder); `workers` processes are then started
+(spawned, never forked from the threaded proxy) and each loads the registry index and the
+detectors once. After `idle_seconds` without media the workers exit and give their memory back;
+the next media item starts them again.
+
+Failures close: a detector error raises in the caller exactly as in-process detection does; a
+worker that dies (or a pool that cannot start) raises DetectionError; an item that takes longer
+than `timeout_seconds` raises DetectionError and the workers are replaced (a stuck worker cannot be
+interrupted, only killed). The proxy turns each of these into a blocked request with an audit record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import structlog
+
+from gateway.config import LoadedConfig
+from gateway.content import ContentLimits, MediaItem
+from gateway.errors import DetectionError
+
+from .finding import DetectionContext, Detector, Finding
+
+__all__ = ["MediaPool", "MediaResult", "PoolSettings"]
+
+log = structlog.get_logger("greenroom.detection")
+
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    workers: int
+    nice: int = 10
+    idle_seconds: float = 600.0
+    timeout_seconds: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class MediaResult:
+    """What the media detectors found, and how long each took (milliseconds, in the worker)."""
+
+    findings: tuple[Finding, ...]
+    timings: tuple[tuple[str, float], ...]
+
+
+# --- inside a worker ---------------------------------------------------------------------------------
+
+_detectors: tuple[Detector, ...] = ()
+
+
+def _start_worker(loaded: LoadedConfig, data_dir: str, limits: ContentLimits, nice: int) -> None:
+    """Worker initializer: lower priority, one math thread, then the registry index and the detectors."""
+    global _detectors
+    for name in _THREAD_ENV:
+        os.environ.setdefault(name, "1")
+    if nice:
+        with contextlib.suppress(OSError):  # not allowed here: run at the proxy's priority rather than not at all
+            os.nice(nice)
+    from gateway.detection import media_detectors
+
+    _detectors = media_detectors(loaded, Path(data_dir), limits)
+
+
+def _detect(media: tuple[MediaItem, ...], context: DetectionContext) -> MediaResult:
+    from gateway.content import Inputs
+
+    inputs = Inputs(media=media)
+    found: list[Finding] = []
+    timings: list[tuple[str, float]] = []
+    for detector in _detectors:
+        started = time.perf_counter()
+        found += detector.detect(inputs, context)
+        timings.append((detector.name, (time.perf_counter() - started) * 1000))
+    return MediaResult(tuple(found), tuple(timings))
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+# --- in the proxy ------------------------------------------------------------------------------------
+
+
+class MediaPool:
+    """Worker processes running the media detectors of one configuration generation."""
+
+    def __init__(
+        self, loaded: LoadedConfig, data_dir: Path, limits: ContentLimits, settings: PoolSettings, key: object = None
+    ) -> None:
+        if settings.workers < 1:
+            raise ValueError("a media pool needs at least one worker")
+        self._args = (loaded, str(data_dir), limits, settings.nice)
+        self.settings = settings
+        self.key = key
+        """what the workers' detectors depend on (registry digest, data dir, limits, settings): equal keys
+        mean a new configuration generation can keep these workers."""
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._busy = 0
+        self._last_used = 0.0
+        self._closed = False
+        self._reaper: threading.Thread | None = None
+        self.starts = 0
+        """how many times workers were started (first media, after idling, after a failure)."""
+
+    @property
+    def running(self) -> bool:
+        return self._executor is not None
+
+    def detect(self, media: Sequence[MediaItem], context: DetectionContext) -> MediaResult:
+        """Run every media detector over `media` in a worker; raises what a detector raised."""
+        executor = self._acquire()
+        try:
+            future: Future[MediaResult] = executor.submit(_detect, tuple(media), context)
+            return future.result(timeout=self.settings.timeout_seconds)
+        except FutureTimeout as exc:
+            self._discard(executor, kill=True)
+            raise DetectionError(
+                f"media detection did not finish within {self.settings.timeout_seconds:g}s; workers replaced"
+            ) from exc
+        except BrokenProcessPool as exc:
+            self._discard(executor, kill=True)
+            raise DetectionError("a media detection worker stopped unexpectedly; workers replaced") from exc
+        finally:
+            self._release()
+
+    def warm(self) -> None:
+        """Start the workers now and wait until each has loaded its detectors (tests, `prewarm`)."""
+        executor = self._acquire()
+        try:
+            for future in [executor.submit(_ready) for _ in range(self.settings.workers)]:
+                future.result(timeout=self.settings.timeout_seconds)
+        except BrokenProcessPool as exc:
+            self._discard(executor, kill=True)
+            raise DetectionError("the media detection workers could not start") from exc
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def worker_pids(self) -> list[int]:
+        executor = self._executor
+        processes = getattr(executor, "_processes", None) or {}
+        return [p.pid for p in processes.values() if p.pid is not None]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def _acquire(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise DetectionError("the media detection pool is closed")
+            if self._executor is None:
+                self._executor = self._start()
+            self._busy += 1
+            return self._executor
+
+    def _release(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            self._last_used = time.monotonic()
+
+    def _start(self) -> ProcessPoolExecutor:
+        executor = ProcessPoolExecutor(
+            max_workers=self.settings.workers,
+            mp_context=get_context("spawn"),
+            initializer=_start_worker,
+            initargs=self._args,
+        )
+        self.starts += 1
+        log.info("media_workers_started", workers=self.settings.workers, nice=self.settings.nice)
+        if self._reaper is None or not self._reaper.is_alive():
+            self._reaper = threading.Thread(target=self._reap_when_idle, name="greenroom-media-reaper", daemon=True)
+            self._reaper.start()
+        return executor
+
+    def _discard(self, executor: ProcessPoolExecutor, *, kill: bool) -> None:
+        with self._lock:
+            if self._executor is executor:
+                self._executor = None
+        if kill:
+            for process in list((getattr(executor, "_processes", None) or {}).values()):
+                process.kill()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+    def _reap_when_idle(self) -> None:
+        """Stop the workers after `idle_seconds` without media; exit once they are stopped."""
+        period = max(0.05, min(self.settings.idle_seconds / 4, 30.0))
+        while True:
+            time.sleep(period)
+            with self._lock:
+                executor = self._executor
+                if executor is None or self._closed:
+                    self._reaper = None
+                    return
+                idle = self._busy == 0 and time.monotonic() - self._last_used >= self.settings.idle_seconds
+                if not idle:
+                    continue
+                self._executor = None
+                self._reaper = None
+            executor.shutdown(wait=True)
+            log.info("media_workers_stopped", reason="idle", idle_seconds=self.settings.idle_seconds)
+            return
