@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
-import faiss
 import numpy as np
 
 from gateway.audit.schema import Database, migrate
@@ -390,6 +388,8 @@ class _FeatureIndex:
     _RANSAC_PIXELS = 8.0
 
     def __init__(self, features: Sequence[tuple[int, LocalFeatures]]) -> None:
+        import faiss  # searching is for `greenroom provenance scan`; the proxy only records
+
         arrays = [f.arrays() for _, f in features]
         self._points = np.concatenate([p for p, _ in arrays]) if arrays else np.zeros((0, 2), np.float32)
         descriptors = np.concatenate([d for _, d in arrays]) if arrays else np.zeros((0, 32), np.uint8)
@@ -410,6 +410,8 @@ class _FeatureIndex:
         query_points = points[good]
         bank_rows = labels[good, 0]
         owners = self._owners[bank_rows]
+        import cv2
+
         found = []
         candidates, votes = np.unique(owners, return_counts=True)
         for owner in candidates[np.argsort(-votes)][: self._TOP]:

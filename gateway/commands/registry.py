@@ -11,7 +11,6 @@ from pydantic import ValidationError
 from gateway.config import load_config
 from gateway.config.models import IntellectualProperty, Talent
 from gateway.errors import ConfigError
-from gateway.registry import build_index
 from gateway.registry.entry import add_ip, add_talent, remove_entry
 
 __all__ = ["register"]
@@ -63,6 +62,8 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from gateway.registry import build_index  # the matching libraries load only for this command
+
     index = build_index(load_config(args.config), args.data_dir)
     print(
         f"registry index {index.digest[:16]}: {index.images.asset_count} IP images, "

@@ -25,8 +25,6 @@ from gateway.config import load_config
 from gateway.config.models import ID_PATTERN, IntellectualProperty, Talent
 from gateway.errors import ConfigError
 
-from .build import check_talent_media
-
 __all__ = ["EntryKind", "add_ip", "add_talent", "remove_entry"]
 
 EntryKind = Literal["talent", "ip"]
@@ -39,6 +37,8 @@ def add_talent(config_dir: Path, talent: Talent, photos: Sequence[Path], voices:
 
     Every photo must show a face and every clip must hold speech (checked before anything is written).
     """
+    from .build import check_talent_media  # loads the face and voice models: only when adding talent
+
     check_talent_media(talent, list(photos), list(voices))
     folder = _new_folder(config_dir, "talent", talent.id)
     try:
