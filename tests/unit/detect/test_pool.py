@@ -143,14 +143,17 @@ def test_a_closed_pool_refuses(make_pool) -> None:
 
 
 def test_the_proxy_process_never_loads_the_matching_libraries(tmp_path: Path) -> None:
-    """A gateway runtime with a media pool answers text without importing dlib, faiss or OpenCV."""
+    """The CLI, the proxy's modules and a runtime with a media pool load no face, voice or faiss code."""
     script = f"""
 import sys
 from pathlib import Path
+import addons.runner
+from gateway.cli import build_parser
 from gateway.runtime import Runtime
 if __name__ == "__main__":
+    build_parser()
     runtime = Runtime(Path({str(DEMO)!r}), Path({str(tmp_path)!r}), media_pool=True)
-    print(sorted(m for m in ("dlib", "faiss", "cv2") if m in sys.modules))
+    print(sorted(m for m in ("dlib", "faiss", "webrtcvad") if m in sys.modules))
     runtime.close()
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=REPO)
