@@ -381,7 +381,12 @@ class Greenroom:
             return check_response(content_type, body, provider, production, classification.capability,
                                   gen.detection, limits, event_id=event_id, tool=tool)
 
-        check = await asyncio.to_thread(work)
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if not encoding and len(raw) <= gen.config.settings.limits.inline_inspect_bytes \
+                and not _may_be_media(media_type, raw):
+            check = work()  # a small text answer: no media to decode, checked without a thread hop
+        else:
+            check = await asyncio.to_thread(work)
         if context.output_skipped:
             check = replace(check, reasons=(*check.reasons, Reason(
                 "output.unfingerprinted", Action.NOTIFY, "the streamed answer was too large to fingerprint")))
@@ -1022,10 +1027,14 @@ _MEDIA_MARKERS = (b"data:", b"base64", b"iVBOR", b"/9j/", b"R0lGOD", b"UklGR", b
 
 def _may_carry_media(request: HttpRequest) -> bool:
     """Media detectors take tens to hundreds of ms: any body that may carry media is checked off the loop."""
-    content_type = request.content_type
+    return _may_be_media(request.content_type, request.body)
+
+
+def _may_be_media(content_type: str, body: bytes) -> bool:
+    """Whether `body` may hold media: a non-text type, or a marker of base64/binary media inside."""
     if content_type and not (content_type.endswith("json") or content_type.startswith("text/")):
         return True
-    return any(marker in request.body for marker in _MEDIA_MARKERS)
+    return any(marker in body for marker in _MEDIA_MARKERS)
 
 
 def _detail(exc: Exception) -> str:
