@@ -6,14 +6,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import dlib
 import numpy as np
 import pytest
 from PIL import Image
 
 from gateway.content import Inputs, MediaItem
+from gateway.detect import media_face
 from gateway.detect.face import FaceDetector
 from gateway.detect.media_face import FaceModel, model_files
-from gateway.errors import UninspectableError
+from gateway.errors import ConfigError, UninspectableError
 from gateway.registry import FaceBank
 
 # media_samples is shared with tests/unit/registry (one index per test session)
@@ -163,3 +165,67 @@ def test_grayscale_mode_images_are_handled(detector: FaceDetector) -> None:
     grey = ms.portrait().convert("L")
     findings = detector.detect(ms.image_inputs(Image.merge("RGB", (grey, grey, grey))), ms.CONTEXT)
     assert [f.entity for f in findings] == [TALENT]
+
+
+def _heads(*placements: tuple[float, tuple[int, int]]) -> Image.Image:
+    """The talent's head (scale 1 → a face of ~90 px) pasted at each (scale, position) on a 1000×700 canvas."""
+    head = ms.portrait().crop((110, 10, 340, 250))
+    canvas = Image.new("RGB", (1000, 700), (200, 205, 210))
+    for scale, position in placements:
+        canvas.paste(ms.scaled(head, scale), position)
+    return canvas
+
+
+def test_small_face_beside_a_large_one_is_found(model: FaceModel) -> None:
+    """A ~100 px face beside a ~260 px one: both are found. A first pass at ≤512 px finds only the
+    large one (the small one is too small there), so it must never be the only pass when it finds a face."""
+    sizes = sorted(box.size for box in model.find(_heads((2.9, (20, 20)), (1.05, (700, 300)))).boxes)
+    assert len(sizes) == 2
+    assert 80 <= sizes[0] < 140 <= sizes[1]
+
+
+def test_face_only_the_full_resolution_pass_finds_is_identified(detector: FaceDetector) -> None:
+    """A ~100 px face in a 1000 px image (too small for a ≤512 px pass) is found and matched."""
+    findings = detector.detect(ms.image_inputs(_heads((1.05, (600, 250)))), ms.CONTEXT)
+    assert [(f.kind, f.entity) for f in findings] == [("face", TALENT)]
+
+
+@pytest.fixture(scope="module")
+def dlib_models() -> tuple[dlib.shape_predictor, dlib.face_recognition_model_v1]:
+    landmarks, encoder = model_files()
+    return dlib.shape_predictor(str(landmarks)), dlib.face_recognition_model_v1(str(encoder))
+
+
+@pytest.mark.parametrize("transform", ["identity", "grayscale", "rotate_15_expand", "mirror", "blur", "jpeg_q10"])
+def test_numpy_encoder_gives_dlibs_embedding(
+    model: FaceModel, dlib_models: tuple[dlib.shape_predictor, dlib.face_recognition_model_v1], transform: str
+) -> None:
+    """The ResNet run in numpy gives dlib's own `compute_face_descriptor` vector (to float rounding),
+    so stored reference embeddings and the 0.50/0.60 thresholds keep their meaning."""
+    landmarks, encoder = dlib_models
+    search = model.find(ms.TRANSFORMS[transform](ms.portrait()))
+    pixels, box = np.asarray(search.image), search.boxes[0]
+    shape = landmarks(pixels, dlib.rectangle(box.left, box.top, box.right, box.bottom))
+    expected = np.asarray(encoder.compute_face_descriptor(pixels, shape, 0), np.float32)
+    embedding = model.embed(pixels, box)
+    assert embedding.shape == (128,)
+    assert embedding.dtype == np.float32
+    assert np.abs(embedding - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another network", "not a model"])
+def test_unexpected_encoder_file_is_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   damage: str) -> None:
+    """The encoder file must be exactly dlib's face ResNet v1: cut short, another dlib network (the
+    MMOD face detector in the same package) or junk is refused at load, never half-read."""
+    landmarks, encoder = model_files()
+    data = {
+        "truncated": lambda: encoder.read_bytes()[: encoder.stat().st_size // 2],
+        "another network": lambda: (encoder.parent / "mmod_human_face_detector.dat").read_bytes(),
+        "not a model": lambda: bytes(range(256)) * 64,
+    }[damage]()
+    path = tmp_path / encoder.name
+    path.write_bytes(data)
+    monkeypatch.setattr(media_face, "model_files", lambda: (landmarks, path))
+    with pytest.raises(ConfigError, match="not dlib's face ResNet"):
+        FaceModel()
