@@ -6,15 +6,17 @@
 
 Pipeline (dlib, CC0 models; never the 68-point model): HOG detection at ≤1024 px (upsample 0, then
 more when nothing was found, then the image turned by 90°/180°/270°), 5-point landmarks and the ResNet
-128-d embedding on the full-resolution frame, Euclidean distance to every reference photo. Detections
-scoring under `min_detection_score` (0.25) are dropped (spurious boxes on clothing scored 0.05, faces
-0.76–1.5). Distance ≤ `match_distance` (0.50) is a match, up to `review_distance` (0.60) is reported
-for review (detail says `review`). Score is 1 − distance, so a match scores ≥ 0.5 and a review < 0.5.
+128-d embedding (dlib's network, evaluated in numpy: see media_face) on the full-resolution frame,
+Euclidean distance to every reference photo. Frames come from `image.image_frames`: an item is
+decoded once for this detector and the IP image detector. Detections scoring under
+`min_detection_score` (0.25) are dropped (spurious boxes on clothing scored 0.05, faces 0.76–1.5).
+Distance ≤ `match_distance` (0.50) is a match, up to `review_distance` (0.60) is reported for review
+(detail says `review`). Score is 1 − distance, so a match scores ≥ 0.5 and a review < 0.5.
 Faces under `min_face_px` (80) px give unreliable embeddings and are reported as
 `face_unidentifiable`, never passed silently; so are faces past `max_faces` in one frame. One finding
 per talent and media item (the nearest), one `face_unidentifiable` per item.
 
-Thread-safe: dlib calls are serialised inside the shared `FaceModel`.
+Thread-safe: dlib calls are serialised inside the shared `FaceModel`; its encoder is read-only numpy.
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ class FaceDetector:
             image, upsample_retry=self.upsample_retry, rotations=self.rotations, min_score=self.min_detection_score
         )
         boxes = search.boxes
-        pixels = np.asarray(search.image)
+        pixels: np.ndarray | None = None
         results = []
         for number, box in enumerate(boxes):
             if number >= self.max_faces:
@@ -101,6 +103,7 @@ class FaceDetector:
             if box.size < self.min_face_px:
                 results.append(_Face("face_unidentifiable", "", 1.0, f"face {box.size}px"))
                 continue
+            pixels = np.asarray(search.image) if pixels is None else pixels
             identified = self._identify(pixels, box)
             if identified is not None:
                 results.append(identified)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import io
+import itertools
 import sys
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import pytest
+from PIL import Image, PngImagePlugin
 
-from gateway.content import Inputs, MediaItem
-from gateway.detect import media_image
-from gateway.detect.image import IpImageDetector
+from gateway.content import ContentLimits, Inputs, MediaItem
+from gateway.detect import image, media_image
+from gateway.detect.image import IpImageDetector, image_frames
 from gateway.errors import InspectionError, TooLargeError, UninspectableError
 from gateway.registry import ImageBank
 
@@ -176,3 +179,110 @@ def test_detectors_can_be_shared_between_threads() -> None:
     assert together == alone
     assert alone[0] == [("ip_image", "blue-meridian")]
     assert alone[1] == [("face", "eileen-collins")]
+
+
+# --- frames decoded once per item, shared by the IP image and face detectors -----------------------
+
+_NONCE = itertools.count()
+
+
+def _fresh_inputs(*images: Image.Image) -> Inputs:
+    """Like `ms.image_inputs`, with bytes no other test made (a PNG text chunk), so nothing is reused by accident."""
+    items = []
+    for number, picture in enumerate(images):
+        info = PngImagePlugin.PngInfo()
+        info.add_text("test", str(next(_NONCE)))
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG", pnginfo=info)
+        items.append(MediaItem(buffer.getvalue(), "image", "image/png", "image/png", f"form.file[{number}]"))
+    return Inputs(media=tuple(items))
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many times each location was decoded."""
+    calls: Counter[str] = Counter()
+    real = image.decode_image_frames
+
+    def counting(item: MediaItem, limits: ContentLimits) -> list[Image.Image]:
+        calls[item.location] += 1
+        return real(item, limits)
+
+    monkeypatch.setattr("gateway.detect.image.decode_image_frames", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def faces() -> object:
+    from gateway.detect.face import FaceDetector
+
+    return FaceDetector(ms.demo_index().faces)
+
+
+def test_each_item_is_decoded_once_for_both_detectors(decodes: Counter[str], faces: object) -> None:
+    """The IP image and face detectors on a request with two images: each image is decoded once, and
+    each detector's findings stay with their own item (the poster at 0, the talent's face at 1)."""
+    inputs = _fresh_inputs(ms.poster(), ms.portrait())
+    found = IpImageDetector(ms.demo_index().images).detect(inputs, ms.CONTEXT)
+    found += faces.detect(inputs, ms.CONTEXT)  # type: ignore[attr-defined]
+    assert sorted((f.kind, f.entity, f.location) for f in found) == [
+        ("face", "eileen-collins", "form.file[1]"),
+        ("ip_image", "blue-meridian", "form.file[0]"),
+    ]
+    assert decodes == {"form.file[0]": 1, "form.file[1]": 1}
+
+
+def test_frames_never_pass_to_another_item(decodes: Counter[str]) -> None:
+    """Two requests with an image at the same location: the second, different image is decoded and
+    judged on its own pixels (the first request's poster is not found in it)."""
+    detector = IpImageDetector(ms.demo_index().images)
+    assert [f.entity for f in detector.detect(_fresh_inputs(ms.poster()), ms.CONTEXT)] == ["blue-meridian"]
+    assert detector.detect(_fresh_inputs(ms.smooth_photo(4)), ms.CONTEXT) == []
+    assert decodes == {"form.file[0]": 2}
+
+
+def test_stricter_limits_decode_for_themselves() -> None:
+    """Frames decoded under loose limits are never handed to a caller with stricter ones: it decodes
+    and refuses for itself."""
+    inputs = _fresh_inputs(ms.poster())
+    assert IpImageDetector(ms.demo_index().images).detect(inputs, ms.CONTEXT)
+    strict = IpImageDetector(ms.demo_index().images, ContentLimits(max_image_pixels=10_000))
+    with pytest.raises(TooLargeError):
+        strict.detect(inputs, ms.CONTEXT)
+
+
+def test_decoding_failures_are_not_kept(decodes: Counter[str]) -> None:
+    """A broken image raises for every caller; nothing is remembered about it."""
+    item = MediaItem(b"\x89PNG\r\n\x1a\n" + next(_NONCE).to_bytes(8) * 5, "image", "image/png", "image/png", "x")
+    for _ in range(2):
+        with pytest.raises(UninspectableError):
+            image_frames(item, ContentLimits())
+    assert decodes == {"x": 2}
+
+
+def test_the_frame_cache_is_bounded(monkeypatch: pytest.MonkeyPatch, decodes: Counter[str]) -> None:
+    """At most `items` items and `pixels` pixels are kept, the least recently used goes first, and
+    an item larger than the whole budget is decoded for each caller."""
+    monkeypatch.setattr(image, "_FRAMES", image._FrameCache(items=2, pixels=3 * 600 * 900))
+    first, second, third = (_fresh_inputs(ms.synthetic_poster(n)).media[0] for n in range(3))
+    large = _fresh_inputs(Image.new("RGB", (2000, 1000), "grey")).media[0]
+    decoded = []
+    for item in (first, second, first, third, second, first, large, large):
+        before = decodes.total()
+        image_frames(item, ContentLimits())
+        decoded.append(decodes.total() > before)
+    # the second `first` is kept; `third` pushes out `second` (least recently used), which pushes out `first`
+    assert decoded == [True, True, False, True, True, True, True, True]
+
+
+def test_detectors_leave_the_shared_frames_unchanged(faces: object) -> None:
+    """Both detectors (every IP stage, the face search with rotations, the embedding) only read the
+    shared frames: what the next detector gets is what was decoded."""
+    for picture in (ms.portrait(), ms.smooth_photo(6)):
+        inputs = _fresh_inputs(picture)
+        frames = image_frames(inputs.media[0], ContentLimits())
+        before = [frame.tobytes() for frame in frames]
+        IpImageDetector(ms.demo_index().images).detect(inputs, ms.CONTEXT)
+        faces.detect(inputs, ms.CONTEXT)  # type: ignore[attr-defined]
+        assert image_frames(inputs.media[0], ContentLimits()) is frames
+        assert [frame.tobytes() for frame in frames] == before
