@@ -253,6 +253,12 @@ class _Layer:
 
 
 def _read_layers(data: bytes) -> list[_Layer]:
+    """Every layer of the file, found by its serialised name, in file order, with its parameters.
+
+    dlib's bookkeeping between layers (versions, flags, empty cached tensors) is skipped. A name that
+    happened to occur inside the weights would add a layer the expected sequence does not have, and
+    `_ResNet.from_layers` refuses the file then.
+    """
     layers = []
     for match in _LAYER.finditer(data):
         name = match.group()[2:].decode()
