@@ -316,7 +316,9 @@ def _normalize_str(text: str) -> Normalized | None:
     if special is None:
         return None
     spaced = raw.translate(_ASCII_ONE_TO_ONE).decode("ascii")  # each whitespace character a space
-    parts, entries, kept = [], [], 0
+    parts: list[str] = []
+    entries: list[tuple[int, int]] = []
+    kept = 0
     for index, key in special:
         parts += (spaced[kept:index], key)
         kept = index + 1
@@ -358,15 +360,15 @@ def _special_characters(text: str, raw: bytes) -> list[tuple[int, str]] | None:
 
 def _collapsed(folded: str, entries: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]] | None:
     """Runs of spaces in the key cut to one; the original characters behind the others lose those key characters."""
-    runs, removed = [], 0
+    runs, cut = [], 0
     index = folded.find("  ")
     while index >= 0:
         end = index + 2
         while end < len(folded) and folded[end] == " ":
             end += 1
         runs.append((index, end))
-        removed += end - index - 1
-        if removed > _FEW_IRREGULAR:
+        cut += end - index - 1
+        if cut > _FEW_IRREGULAR:
             return None
         index = folded.find("  ", end)
     removed = [key for start, end in runs for key in range(start + 1, end)]
