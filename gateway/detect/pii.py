@@ -20,6 +20,12 @@ a kind no recogniser provides (a misspelt kind must not silently detect nothing)
 No NER model is involved: personal names in free text are not found here (registered talent
 names are, by `gateway.detect.text`). Findings carry the kind and the recogniser name, never the
 matched value.
+
+Most prompts are prose with a few numbers, so a recogniser may declare an `Anchor`: what every
+one of its matches contains (digits, or an "@") and how far from its start. `find_pii` then
+tries the pattern only around the runs of those characters instead of at every position of the
+text, and finds exactly the matches a scan of the whole text finds; a text dense with them, and
+a recogniser without an anchor, is scanned whole.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Literal, get_args
 
+import numpy as np
 import phonenumbers
 
 from gateway.content.inputs import Inputs
@@ -39,6 +47,7 @@ from .finding import DetectionContext, Finding
 __all__ = [
     "PII_KINDS",
     "RECOGNISERS",
+    "Anchor",
     "PiiDetector",
     "PiiKind",
     "PiiMatch",
@@ -61,6 +70,30 @@ _CONTEXT_CHARS = 40
 _NATIONAL_DIGITS = {"US": (10, 11), "CA": (10, 11), "GB": (10, 11)}
 """digit counts of national numbers worth handing to libphonenumber (parsing costs ~0.1 ms)."""
 _DEFAULT_REGION = "US"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SPARSE_RUNS = 16
+"""a bounded recogniser searches around its anchor runs while there is at most one per this many characters."""
+_SPARSE_STARTS = 4
+"""an unbounded one tries its pattern at each candidate start while there is at most one per this many characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """What every match of a recogniser's pattern holds, so that a text is searched only around it.
+
+    A promise about the pattern (tests/unit/detect/test_pii.py checks it on generated matches): every
+    match contains at least `count` characters of the class (`digit`: what `\\d` matches, any Unicode
+    decimal digit; `at`: "@"); the first of them is at most `lead` characters after the match starts,
+    and is not right after another character of the class; if `before` is set, the match holds the
+    character right before that first one, and it is one of `before`. From the start of a match, the
+    pattern never looks `reach` or more characters ahead, lookarounds included (None: no such bound).
+    """
+
+    characters: Literal["digit", "at"]
+    lead: int
+    count: int = 1
+    reach: int | None = None
+    before: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +109,8 @@ class Recogniser:
     """if set, a match counts only when this occurs in the `_CONTEXT_CHARS` characters before it."""
     group: int | str = 0
     """the regex group whose span is reported."""
+    anchor: Anchor | None = None
+    """where matches can be (see `Anchor`); None: the whole text is scanned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +279,7 @@ RECOGNISERS = RecogniserRegistry(
             ),
             email_valid,
             1.0,
+            anchor=Anchor("at", lead=64),
         ),
         Recogniser(
             "phone",
@@ -254,6 +290,7 @@ RECOGNISERS = RecogniserRegistry(
             ),
             phone_valid,
             0.75,
+            anchor=Anchor("digit", lead=1, count=3, reach=40),
         ),
         Recogniser(
             "us_ssn",
@@ -261,6 +298,7 @@ RECOGNISERS = RecogniserRegistry(
             re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"),
             ssn_valid,
             0.85,
+            anchor=Anchor("digit", lead=0, count=9, reach=14),
         ),
         Recogniser(
             "us_ssn_bare",
@@ -269,6 +307,7 @@ RECOGNISERS = RecogniserRegistry(
             ssn_valid,
             0.6,
             context=re.compile(r"\b(?:ssn|ss#|social\s+security)", re.IGNORECASE),
+            anchor=Anchor("digit", lead=0, count=9, reach=12),
         ),
         Recogniser(
             "uk_nino",
@@ -276,6 +315,7 @@ RECOGNISERS = RecogniserRegistry(
             re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d](?![A-Za-z0-9])"),
             nino_valid,
             0.85,
+            anchor=Anchor("digit", lead=3, count=6, reach=16, before=_UPPER + _UPPER.lower() + " "),
         ),
         Recogniser(
             "card",
@@ -283,6 +323,7 @@ RECOGNISERS = RecogniserRegistry(
             re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])"),
             card_valid,
             1.0,
+            anchor=Anchor("digit", lead=0, count=13, reach=40),
         ),
         Recogniser(
             "iban",
@@ -293,6 +334,7 @@ RECOGNISERS = RecogniserRegistry(
             iban_valid,
             1.0,
             group="iban",
+            anchor=Anchor("digit", lead=2, count=2, reach=47, before=_UPPER),
         ),
         Recogniser(
             "us_address",
@@ -305,6 +347,7 @@ RECOGNISERS = RecogniserRegistry(
             ),
             _always,
             0.7,
+            anchor=Anchor("digit", lead=0),
         ),
         Recogniser(
             "uk_postcode",
@@ -312,6 +355,7 @@ RECOGNISERS = RecogniserRegistry(
             re.compile(r"(?<![A-Za-z0-9])(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?) ?\d[ABD-HJLNP-UW-Z]{2}(?![A-Za-z0-9])"),
             _always,
             0.5,
+            anchor=Anchor("digit", lead=2, count=2, reach=11, before=_UPPER),
         ),
     ]
 )
@@ -323,8 +367,12 @@ RECOGNISERS = RecogniserRegistry(
 def find_pii(text: str, recognisers: Iterable[Recogniser]) -> list[PiiMatch]:
     """Every validated match of `recognisers` in `text`, in order of position."""
     found = []
+    recognisers = tuple(recognisers)
+    anchors = _Anchors(text, recognisers)
+    if anchors.none:
+        recognisers = tuple(r for r in recognisers if r.anchor is None)
     for recogniser in recognisers:
-        for match in recogniser.pattern.finditer(text):
+        for match in anchors.matches(recogniser):
             value = match.group(recogniser.group)
             if recogniser.context is not None:
                 before = text[max(0, match.start() - _CONTEXT_CHARS) : match.start()]
@@ -335,6 +383,133 @@ def find_pii(text: str, recognisers: Iterable[Recogniser]) -> list[PiiMatch]:
     return sorted(found, key=lambda m: (m.span, m.recogniser.name))
 
 
+class _Anchors:
+    """The runs of each anchor class in one text, and how many of its characters lie near each run.
+
+    "Near" is the widest window any of the recognisers' bounded anchors of that class searches
+    around a run, so a run with fewer than an anchor's `count` near it cannot hold its match.
+    """
+
+    def __init__(self, text: str, recognisers: tuple[Recogniser, ...]) -> None:
+        self._text = text
+        self._recognisers = recognisers
+        self._digits = _digit_flags(text)
+        self._runs = {"digit": _run_starts(self._digits, b"\x01", b"\x00"), "at": _run_starts(text, "@", None)}
+        self._near: dict[str, list[int]] = {}
+        self.none = not any(self._runs.values())
+        """no character of any class: no anchored recogniser can match."""
+
+    def matches(self, recogniser: Recogniser) -> Iterator[re.Match[str]]:
+        """Exactly `recogniser.pattern.finditer(text)`, tried only where its anchor lets a match start."""
+        anchor, pattern, size = recogniser.anchor, recogniser.pattern, len(self._text)
+        if anchor is None:
+            return pattern.finditer(self._text)
+        runs = self._runs[anchor.characters]
+        if not runs:
+            return iter(())
+        if anchor.reach is None:
+            if len(runs) * (anchor.lead + 1) * _SPARSE_STARTS > size:
+                return pattern.finditer(self._text)
+            return _matched_at_starts(pattern, self._text, runs, anchor.lead)
+        if anchor.count > 1:
+            near = self._near_counts(anchor.characters)
+            runs = [run for run, count in zip(runs, near, strict=True) if count >= anchor.count]
+        if anchor.before:
+            runs = [run for run in runs if run and self._text[run - 1] in anchor.before]
+        if len(runs) * _SPARSE_RUNS > size:
+            return pattern.finditer(self._text)
+        return _searched_near_runs(pattern, self._text, runs, anchor.lead, anchor.reach)
+
+    def _near_counts(self, characters: str) -> list[int]:
+        """Per run of the class: its characters in the widest window the recognisers' bounded anchors search."""
+        near = self._near.get(characters)
+        if near is None:
+            windows = [(r.anchor.lead, r.anchor.reach) for r in self._recognisers
+                       if r.anchor is not None and r.anchor.reach is not None and r.anchor.characters == characters]
+            lead, reach = max(lead for lead, _ in windows), max(reach for _, reach in windows)
+            runs = self._runs[characters]
+            if characters == "digit":
+                near = [self._digits.count(b"\x01", max(run - lead, 0), run + reach) for run in runs]
+            else:
+                near = [self._text.count("@", max(run - lead, 0), run + reach) for run in runs]
+            self._near[characters] = near
+        return near
+
+
+def _searched_near_runs(
+    pattern: re.Pattern[str], text: str, runs: list[int], lead: int, reach: int
+) -> Iterator[re.Match[str]]:
+    """`finditer` for a bounded pattern: a search per run, over the starts it allows and only as far as it reaches.
+
+    A match starts at most `lead` before the run its first anchor character opens. With the end of
+    the searched text moved to `reach` past the run, a start up to the run sees the same characters
+    as in the whole text, so a match found starting there is the whole text's; one starting later
+    is left for the next run.
+    """
+    position = 0
+    for run in runs:
+        start = max(run - lead, position)
+        end = min(run + reach, len(text))
+        while start <= run:
+            match = pattern.search(text, start, end)
+            if match is None or match.start() > run:
+                break
+            yield match
+            position = start = max(match.end(), match.start() + 1)
+
+
+def _matched_at_starts(pattern: re.Pattern[str], text: str, runs: list[int], lead: int) -> Iterator[re.Match[str]]:
+    """`finditer` for an unbounded pattern: matched at each start a run allows, in order."""
+    position = 0
+    for run in runs:
+        start = max(run - lead, position)
+        while start <= run:
+            match = pattern.match(text, start)
+            if match is None:
+                start += 1
+                continue
+            yield match
+            position = start = max(match.end(), match.start() + 1)
+
+
+_DIGIT_FLAGS = bytes(int(chr(code).isdecimal()) for code in range(128)) + bytes(128)
+
+
+def _digit_flags(text: str) -> bytes:
+    """One byte per character: 1 where `\\d` matches (any Unicode decimal digit), else 0."""
+    if text.isascii():
+        return text.encode("ascii").translate(_DIGIT_FLAGS)
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return _decimal_table()[codes].tobytes()
+
+
+@cache
+def _decimal_table() -> np.ndarray:
+    """For every code point, 1 if `\\d` matches it: found by the regex engine itself, so the two cannot disagree."""
+    everything = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.zeros(0x110000, dtype=np.uint8)
+    table[[m.start() for m in re.finditer(r"\d", everything)]] = 1
+    return table
+
+
+def _run_starts[T: (str, bytes)](flags: T, flag: T, other: T | None) -> list[int]:
+    """Indices where a run of `flag` starts in `flags` (`other`: any other single element; None: find the run's end)."""
+    starts = []
+    index = flags.find(flag)
+    while index >= 0:
+        starts.append(index)
+        end = index + 1
+        if other is None:
+            while flags.startswith(flag, end):
+                end += 1
+        else:
+            end = flags.find(other, end)
+            if end < 0:
+                break
+        index = flags.find(flag, end)
+    return starts
+
+
 class PiiDetector:
     """Personal data of the given kinds (all by default) in each text of the request."""
 
@@ -342,6 +517,7 @@ class PiiDetector:
 
     def __init__(self, kinds: Iterable[str] | None = None, registry: RecogniserRegistry = RECOGNISERS) -> None:
         self._recognisers = registry.for_kinds(PII_KINDS if kinds is None else kinds)
+        _decimal_table()  # built now, at configuration load, rather than on the first non-ASCII request
 
     @property
     def kinds(self) -> frozenset[str]:

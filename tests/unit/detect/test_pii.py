@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import re
+from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gateway.content.inputs import Inputs, TextItem
+from gateway.detect import pii
 from gateway.detect.finding import DetectionContext
 from gateway.detect.pii import (
     PII_KINDS,
     RECOGNISERS,
+    Anchor,
     PiiDetector,
     Recogniser,
     RecogniserRegistry,
+    _digit_flags,
     card_valid,
     find_pii,
     iban_valid,
@@ -214,3 +220,163 @@ def test_luhn_check_digit_always_validates(body: list[int]) -> None:
     check = next(d for d in range(10) if luhn_valid(digits + str(d)))
     assert luhn_valid(digits + str(check))
     assert not luhn_valid(digits + str((check + 1) % 10))
+
+
+# ---------------------------------------------------------------- anchors: searching near them finds it all
+
+ANCHORED = [r for r in RECOGNISERS if r.anchor is not None]
+FULL_SCAN = [dataclasses.replace(r, anchor=None) for r in RECOGNISERS]
+"""the same recognisers without anchors: `find_pii` then scans every position, as it always used to."""
+
+UNICODE_DIGITS = "٠١٢٣٤٥٦٧٨٩०१२३४５６７８𝟵𝟎߃৫"
+SEPARATORS = [" ", "", "", "\n", "-", ".", ",", "(", ")", "+", "/", "@", "#", ":", "\u200b", "\u00a0", "  ", "\t"]
+SAMPLES = [
+    "maya.chen@northwind-pictures.com", "j.reyes+dailies@studio.example.co.uk", "user@localhost", "a@b", "@@x.io",
+    "(415) 555-0132", "+44 20 7946 0958", "212-555-0100", "415.555.0132", "+33 1 42 68 53 00", "+14155550132",
+    "536-22-1234", "536 22 1234", "536221234", "SSN", "ssn ", "Social Security: ", "ss# ",
+    "AB 12 34 56 C", "ab123456c", "GB 12 34 56 A",
+    "4111 1111 1111 1111", "4222222222222", "5555-5555-5555-4444", "378282246310005", "4111111111111112",
+    "6011111111111117",
+    "GB82 WEST 1234 5698 7654 32", "DE89370400440532013000", "FR14 2004 1010 0505 0001 3M02 606", "gb82 west 1234",
+    "221 Baker Street, Los Angeles, CA 90012", "1600 N. Vine St. Apt 4B", "12 Main St", "SW1A 1AA", "EC1A 1BB",
+    "Scene 12, INT. STUDIO - NIGHT.", "2024-11-27", "10.20.30.40", "v1.2.3", "Tom H4nks", "Τοm Ηanks", "０１２",
+]
+
+
+@st.composite
+def luhn_numbers(draw: st.DrawFn) -> str:
+    """A card-like number with a valid check digit, grouped by spaces or dashes or not at all."""
+    digits = draw(st.sampled_from(["4", "51", "34", "6011", "3530", "62", "5018"])) + "".join(
+        draw(st.lists(st.sampled_from("0123456789"), min_size=10, max_size=16))
+    )
+    digits += next(d for d in "0123456789" if luhn_valid(digits + d))
+    separator = draw(st.sampled_from(["", " ", "-"]))
+    return separator.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+
+
+FRAGMENTS = st.one_of(
+    st.sampled_from(SAMPLES),
+    st.sampled_from(SEPARATORS),
+    st.text(alphabet="0123456789", min_size=1, max_size=20),
+    st.text(alphabet="0123456789" + UNICODE_DIGITS, min_size=1, max_size=12),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=4),
+    st.sampled_from(["the", "call", "Street", "Ave", "office", "wire to", "on file", "Room", "N.", "Apt", "#"]),
+    st.emails(),
+    luhn_numbers(),
+    st.text(max_size=8),
+)
+TEXTS = st.one_of(
+    st.lists(FRAGMENTS, max_size=40).map("".join),
+    st.text(alphabet="0123456789 -.()+/@#,ABCDEFGHIJKLMNOPQRSTUVWXYZabcdeSt\n" + UNICODE_DIGITS[:6], max_size=300),
+    st.text(max_size=200),
+)
+
+
+def spans(text: str, recognisers: list[Recogniser]) -> list[tuple[str, tuple[int, int]]]:
+    return [(m.recogniser.name, m.span) for m in find_pii(text, recognisers)]
+
+
+def never_dense() -> contextlib.AbstractContextManager[object]:
+    """No text counts as dense with digits or "@": anchored recognisers always search near them, never scan it all."""
+    return mock.patch.multiple(pii, _SPARSE_RUNS=0, _SPARSE_STARTS=0)
+
+
+@settings(max_examples=700, deadline=None)
+@given(TEXTS)
+def test_anchored_search_finds_what_a_full_scan_finds(text: str) -> None:
+    """Searching only near digits and "@" gives exactly the full scan's findings: same recognisers, same spans."""
+    expected = spans(text, FULL_SCAN)
+    assert spans(text, list(RECOGNISERS)) == expected
+    with never_dense():
+        assert spans(text, list(RECOGNISERS)) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ".join(SAMPLES),
+        "\n".join(SAMPLES) * 3,
+        "12 " * 400,  # a run per 3 characters: dense, scanned whole
+        "1" * 500,
+        "a@b.co " * 60,  # many "@": each candidate start, or the whole text
+        "x" * 100 + "@" + "y" * 100 + ".com",  # an "@" far from where its local part would start
+        "SSN: " + "5" * 9 + " and 536221234 after social security",
+        "card 4111 1111 1111 1111 4111 1111 1111 1111",  # back to back: the second starts inside the first's window
+        "AB12 34 56 C 4111111111111111 GB82WEST12345698765432",
+        "٣٣٣-٢٢-١٢٣٤ and ५३६-२२-१२३४ in other scripts",
+    ],
+    ids=lambda t: repr(t[:30]),
+)
+def test_anchored_search_edge_cases(text: str) -> None:
+    """Empty, dense and back-to-back texts, Unicode digits and far-away "@": the full scan's findings."""
+    expected = spans(text, FULL_SCAN)
+    assert spans(text, list(RECOGNISERS)) == expected
+    with never_dense():
+        assert spans(text, list(RECOGNISERS)) == expected
+
+
+def _lookahead_width(pattern: re.Pattern[str]) -> int:
+    """The most characters any lookahead of `pattern` (or a word boundary) inspects past where it stands."""
+    from re import _constants, _parser  # the regex engine's own parser: the widths it matches with
+
+    def walk(items: _parser.SubPattern) -> int:
+        widest = 0
+        for op, argument in items.data if isinstance(items, _parser.SubPattern) else items:
+            if op in (_constants.ASSERT, _constants.ASSERT_NOT) and argument[0] == 1:
+                widest = max(widest, argument[1].getwidth()[1])
+            if op is _constants.AT:
+                widest = max(widest, 1)
+            for nested in argument if isinstance(argument, (list, tuple)) else [argument]:
+                if isinstance(nested, _parser.SubPattern):
+                    widest = max(widest, walk(nested))
+                elif isinstance(nested, (list, tuple)):
+                    widest = max(widest, *(walk(n) for n in nested if isinstance(n, _parser.SubPattern)), 0)
+        return widest
+
+    return walk(_parser.parse(pattern.pattern, pattern.flags))
+
+
+@pytest.mark.parametrize("recogniser", [r for r in ANCHORED if r.anchor.reach is not None], ids=lambda r: r.name)
+def test_anchor_reach_covers_the_pattern(recogniser: Recogniser) -> None:
+    """The widest match plus the widest lookahead stays short of the declared reach."""
+    from re import _parser
+
+    width = _parser.parse(recogniser.pattern.pattern, recogniser.pattern.flags).getwidth()[1]
+    assert width + _lookahead_width(recogniser.pattern) < recogniser.anchor.reach
+
+
+def _anchor_characters(anchor: Anchor) -> str:
+    return "@" if anchor.characters == "at" else "0123456789" + UNICODE_DIGITS
+
+
+@pytest.mark.parametrize("recogniser", ANCHORED, ids=lambda r: r.name)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_anchor_promises_hold_for_generated_matches(recogniser: Recogniser, data: st.DataObject) -> None:
+    """Every match has `count` anchor characters, the first within `lead`, opening its run, after one of `before`."""
+    anchor = recogniser.anchor
+    value = data.draw(st.from_regex(recogniser.pattern, fullmatch=True))
+    assume(recogniser.pattern.fullmatch(value))
+    is_anchor = (lambda c: c == "@") if anchor.characters == "at" else (lambda c: re.fullmatch(r"\d", c) is not None)
+    positions = [i for i, c in enumerate(value) if is_anchor(c)]
+    assert len(positions) >= anchor.count
+    first = positions[0]
+    assert first <= anchor.lead
+    if first:
+        assert not is_anchor(value[first - 1])
+    else:
+        for before in ("@",) if anchor.characters == "at" else ("7", "٣"):
+            assert recogniser.pattern.match(before + value, 1) is None
+    if anchor.before:
+        assert first >= 1 and value[first - 1] in anchor.before
+
+
+def test_decimal_table_is_what_backslash_d_matches() -> None:
+    """Digit runs of non-ASCII text are found with a table of every code point `\\d` matches."""
+    everything = "".join(map(chr, range(0x110000)))
+    digits = [i for i, c in enumerate(everything) if c.isdecimal()]
+    found = [m.start() for m in re.finditer(r"\d", everything)]
+    assert found == digits
+    flags = _digit_flags(everything)
+    assert [i for i, f in enumerate(flags) if f] == found
