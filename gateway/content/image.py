@@ -98,9 +98,13 @@ def _check_frame_count(picture: Image.Image, limits: ContentLimits, location: st
 
 def _flattened(frame: Image.Image) -> Image.Image:
     """One frame, upright and opaque: EXIF orientation applied, transparency composited onto white."""
-    upright = ImageOps.exif_transpose(frame.copy())
+    upright = ImageOps.exif_transpose(frame)  # a new image whether or not it turned (the frame is left alone)
     if upright.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         upright = upright.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    if upright.mode == "RGB":
+        return upright  # opaque already: compositing onto white would give the same pixels
+    if upright.mode in ("1", "L") or (upright.mode == "P" and "transparency" not in upright.info):
+        return upright.convert("RGB")
     rgba = upright.convert("RGBA")
     background = Image.new("RGBA", rgba.size, _WHITE)
     return Image.alpha_composite(background, rgba).convert("RGB")

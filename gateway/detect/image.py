@@ -125,7 +125,8 @@ class IpImageDetector:
         self, features: Features, candidates: set[int], *, mirrored: bool, stage: str
     ) -> list[_Match]:
         matches = []
-        for hit in self.bank.match_features(features, mirrored=mirrored):
+        least = min(self.candidate_inliers, self.match_inliers)
+        for hit in self.bank.match_features(features, mirrored=mirrored, min_inliers=least):
             needed = self.candidate_inliers if hit.asset in candidates else self.match_inliers
             if hit.inliers >= needed:
                 score = min(1.0, 0.5 + hit.inliers / 200)

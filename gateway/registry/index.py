@@ -110,8 +110,14 @@ class ImageBank:
             best[asset] = min(best.get(asset, HASH_BITS), int(distance))
         return sorted((HashHit(self.ips[a], a, d) for a, d in best.items()), key=lambda hit: hit.bits)
 
-    def match_features(self, features: Features, *, mirrored: bool = False, top: int = 3) -> list[LocalHit]:
-        """The `top` assets with most ratio-test votes, scored by RANSAC homography inliers, best first."""
+    def match_features(
+        self, features: Features, *, mirrored: bool = False, top: int = 3, min_inliers: int = _MIN_VOTES
+    ) -> list[LocalHit]:
+        """The `top` assets with most ratio-test votes, scored by RANSAC homography inliers, best first.
+
+        Inliers are a subset of an asset's votes, so an asset with fewer votes than `min_inliers`
+        (the least the caller would accept) cannot qualify and gets no RANSAC fit.
+        """
         bank, index = (self.mirrored, self._mirrored_index) if mirrored else (self.plain, self._plain_index)
         if features.count < _MIN_VOTES or index.ntotal < 2:
             return []
@@ -124,7 +130,7 @@ class ImageBank:
         hits = []
         for asset in np.argsort(-votes)[:top]:
             chosen = owners == asset
-            if int(chosen.sum()) < _MIN_VOTES:
+            if int(chosen.sum()) < max(_MIN_VOTES, min_inliers):
                 continue
             inliers, coverage = _homography_inliers(
                 query_points[chosen], bank.points[bank_labels[chosen]], self.sizes[asset]

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from content_samples import animated, encoded_audio, image, jpeg_rotated, mp4, pcm16, png, wav
-from PIL import Image
+from PIL import Image, ImageOps
 
 from gateway.content import (
     ContentLimits,
@@ -123,3 +123,40 @@ def test_long_video_widens_the_interval_instead_of_failing() -> None:
 def test_undecodable_media_is_uninspectable(decoder, data: bytes) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(UninspectableError):
         decoder(MediaItem(data, "other", "application/octet-stream", "", "body"), LIMITS)
+
+
+def _composited_reference(frame: Image.Image) -> Image.Image:
+    """The plain definition of a flattened frame: upright, every mode composited onto white."""
+    upright = ImageOps.exif_transpose(frame.copy())
+    if upright.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        upright = upright.convert("I").point(lambda value: value * (1 / 256)).convert("L")
+    rgba = upright.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+
+
+def _frames_in_every_mode() -> dict[str, Image.Image]:
+    rng = np.random.default_rng(7)
+    base = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    transparent = base.convert("P")
+    transparent.info["transparency"] = 5
+    turned = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    base.save(turned, "JPEG", exif=exif)
+    return {
+        "RGB": base, "L": base.convert("L"), "1": base.convert("1"), "P": base.convert("P"),
+        "P with transparency": transparent, "RGBA": base.convert("RGBA"), "LA": base.convert("LA"),
+        "CMYK": base.convert("CMYK"), "I;16": Image.fromarray(rng.integers(0, 65535, (20, 30), dtype=np.uint16)),
+        "JPEG turned by EXIF": Image.open(io.BytesIO(turned.getvalue())),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("mode", "frame"), list(_frames_in_every_mode().items()))
+def test_flattening_skips_the_composite_only_where_it_changes_nothing(mode: str, frame: Image.Image) -> None:
+    """Opaque frames skip the RGBA composite (a decode-time saving); the pixels are exactly the composite's."""
+    from gateway.content.image import _flattened
+
+    expected = _composited_reference(frame)
+    got = _flattened(frame)
+    assert got.mode == "RGB" and got.size == expected.size
+    assert got.tobytes() == expected.tobytes()

@@ -286,3 +286,17 @@ def test_detectors_leave_the_shared_frames_unchanged(faces: object) -> None:
         faces.detect(inputs, ms.CONTEXT)  # type: ignore[attr-defined]
         assert image_frames(inputs.media[0], ContentLimits()) is frames
         assert [frame.tobytes() for frame in frames] == before
+
+
+@pytest.mark.parametrize("transform", sorted(ms.TRANSFORMS))
+@pytest.mark.parametrize("least", [6, 20, 40])
+def test_assets_with_too_few_votes_are_skipped_without_changing_any_hit(transform: str, least: int) -> None:
+    """`min_inliers` only skips RANSAC for assets whose votes cannot reach it (inliers ⊆ votes): every hit
+    with enough inliers is still there, with the same score."""
+    bank = ms.demo_index().images
+    frame = ms.TRANSFORMS[transform](ms.poster()).convert("RGB")
+    for mirrored in (False, True):
+        features = media_image.local_features(frame, query=True)
+        everything = [hit for hit in bank.match_features(features, mirrored=mirrored) if hit.inliers >= least]
+        skipping = bank.match_features(features, mirrored=mirrored, min_inliers=least)
+        assert [hit for hit in skipping if hit.inliers >= least] == everything
