@@ -196,3 +196,24 @@ def test_a_reload_keeps_the_workers_unless_the_registry_changed(tmp_path: Path) 
         assert third is not None and third.pool is not first.pool
     finally:
         runtime.close()
+
+
+def test_two_free_workers_share_one_request_and_find_the_same(make_pool, loaded: LoadedConfig, data_dir: Path) -> None:
+    """With two idle workers the face detector runs beside the others: same findings, each detector once."""
+    media = (png_item(),)
+    local = [f for d in media_detectors(loaded, data_dir, LIMITS) for f in d.detect(Inputs(media=media), CONTEXT)]
+    result = make_pool(workers=2).detect(media, CONTEXT)
+    assert sorted(result.findings, key=repr) == sorted(local, key=repr)
+    assert sorted(name for name, _ in result.timings) == ["face", "ip_image", "voice"]
+
+
+@pytest.mark.parametrize(
+    ("workers", "busy", "split"),
+    [(1, 0, False), (2, 0, True), (2, 1, False), (3, 1, True), (4, 3, False)],
+)
+def test_a_request_is_split_only_over_free_workers(make_pool, workers: int, busy: int, split: bool) -> None:
+    pool = make_pool(workers=workers)
+    pool._busy = busy
+    _, got = pool._acquire(tasks=2)
+    assert got is split
+    assert pool._busy == busy + (2 if split else 1)
