@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 import threading
 import unicodedata
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Normalized", "OffsetMap", "Squeezed", "fold", "fold_many", "normalize"]
+__all__ = ["Normalized", "OffsetMap", "Squeezed", "fold", "fold_many", "fold_words", "normalize"]
 
 Offsets = npt.NDArray[np.signedinteger[Any]]
 Codes = npt.NDArray[np.unsignedinteger[Any]]
@@ -168,6 +169,10 @@ _ASCII_IRREGULAR_FLAGS = bytes(int(len(key) != 1) for key in _ASCII_KEYS) + byte
 _ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
 _ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
 _ASCII_EXPANDING = tuple((bytes([code]), key) for code, key in _ASCII_EXPANSIONS)
+_ASCII_WORD_KEYS = bytes(key if chr(code).isalnum() else 0x20 for code, key in enumerate(_ASCII_ONE_TO_ONE[:128]))
+_ASCII_WORD_KEYS += bytes(128)
+"""a letter or digit to its key (or itself when that is not one character, expanded next); anything else to a space."""
+_WORD = re.compile(r"[^\W_]+")
 _FEW_IRREGULAR = 64
 """Texts with at most this many special characters (non-ASCII, m, %, ", collapsed spaces) fold with `str`
 operations; with more, numpy's vectorised path is faster (with fewer, its per-call overhead dominates)."""
@@ -191,6 +196,20 @@ def fold_many(texts: Sequence[str]) -> list[str]:
     joined = "\x00".join(text.replace("\x00", "") for text in texts)
     keys = normalize(joined).text.split("\x00") if texts else []
     return [key.strip(" ") for key in keys]
+
+
+def fold_words(text: str) -> list[str]:
+    """The key of every word of `text` (run of letters and digits, `str.isalnum`), in order, spaces dropped.
+
+    The same as `fold_many` of the words with the spaces removed from each key; an ASCII text is
+    translated to the words' keys in one pass.
+    """
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_WORD_KEYS)
+        for code, expansion in _ASCII_EXPANDING:
+            words = words.replace(code, expansion.encode("ascii"))
+        return words.decode("ascii").split()
+    return [key.replace(" ", "") for key in fold_many(_WORD.findall(text))]
 
 
 @dataclass(frozen=True, slots=True)

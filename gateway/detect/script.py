@@ -13,6 +13,10 @@ one document become one `ip_script` finding, its span covering them.
 Texts shorter than `MIN_WORDS` words are not compared (a line or two is a quotation, not a page).
 The MinHash is our own (numpy, multiply-shift hashing of 64-bit shingle hashes), so no SciPy is
 needed. A `ScriptIndex` is immutable once built and safe to share between threads.
+
+A searched text is folded and hashed once, each distinct word once; every window's signature is
+the minimum over its columns of one table of permuted shingle hashes, and where in the text the
+words sit is worked out only for a text that matches.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +37,7 @@ from gateway.content.inputs import Inputs
 from gateway.errors import ConfigError
 
 from .finding import DetectionContext, Finding
-from .normalize import fold_many
+from .normalize import fold_many, fold_words
 
 __all__ = [
     "MIN_WORDS",
@@ -56,6 +61,8 @@ MIN_WORDS = 30
 _WORD = re.compile(r"[^\W_]+")
 _SEED = 0x6772_6565_6E72_6F6F  # "greenroo": fixed, so signatures are stable across runs and machines
 _MIX = np.uint64(0x9E37_79B9_7F4A_7C15)
+_SIGNATURE_COLUMNS = 4096
+"""shingles permuted at a time for the window signatures of a searched text (this × 128 × 8 bytes)."""
 
 Hashes = npt.NDArray[np.uint64]
 
@@ -125,27 +132,45 @@ class ScriptIndex:
 
     def search(self, text: str) -> list[ScriptMatch]:
         """Every registered document that a part of `text` matches."""
-        words = _words(text)
-        if len(words.keys) < MIN_WORDS or not self._windows:
+        if not self._windows:
             return []
+        keys = fold_words(text)
+        if len(keys) < MIN_WORDS:
+            return []
+        ranges = _windows(len(keys), whole=False)
+        sequence = _shingle_sequence(keys)
         best: dict[int, list[tuple[float, int, int]]] = defaultdict(list)
-        for first, last in _windows(len(words.keys), whole=False):
-            sequence = _shingle_sequence(words.keys[first:last])
-            for document, (similarity, shared) in self._verified(sequence).items():
+        spans: list[tuple[int, int]] = []
+        for (first, last), candidates in zip(ranges, self._candidates(sequence, ranges), strict=True):
+            if not candidates:
+                continue
+            verified = self._verified(sequence[first : last - SHINGLE_WORDS + 1], candidates)
+            spans = spans or _word_spans(text)
+            for document, (similarity, shared) in verified.items():
                 low, high = first + int(shared[0]), first + min(int(shared[-1]) + SHINGLE_WORDS, last - first) - 1
-                best[document].append((similarity, words.spans[low][0], words.spans[high][1]))
+                best[document].append((similarity, spans[low][0], spans[high][1]))
         return [_match(self._documents[d].ip, d, found) for d, found in sorted(best.items())]
 
     def _add(self, window: _Window) -> None:
         number = len(self._windows)
         self._windows.append(window)
-        for key in _band_keys(signature(window.shingles)):
+        for key in _band_keys(signature(window.shingles)[None, :]):
             self._buckets[key].append(number)
 
-    def _verified(self, sequence: Hashes) -> dict[int, tuple[float, npt.NDArray[np.intp]]]:
+    def _candidates(self, sequence: Hashes, ranges: list[tuple[int, int]]) -> list[set[int]]:
+        """Per word range of the searched text: the registered windows sharing at least one LSH band with it."""
+        signatures = _window_signatures(sequence, ranges)
+        buckets = list(map(self._buckets.get, _band_keys(signatures)))
+        bands = PERMUTATIONS // BAND_ROWS
+        found = []
+        for start in range(0, len(buckets), bands):
+            hits = [bucket for bucket in buckets[start : start + bands] if bucket]
+            found.append({number for bucket in hits for number in bucket})
+        return found
+
+    def _verified(self, sequence: Hashes, candidates: set[int]) -> dict[int, tuple[float, npt.NDArray[np.intp]]]:
         """Per document: the best exact Jaccard at or above the threshold, and which shingles of `sequence` match."""
         query = np.unique(sequence)
-        candidates = {n for key in _band_keys(signature(query)) for n in self._buckets.get(key, ())}
         found: dict[int, tuple[float, npt.NDArray[np.intp]]] = {}
         for number in sorted(candidates):
             window = self._windows[number]
@@ -194,7 +219,9 @@ def _shingle_sequence(words: list[str]) -> Hashes:
     """The shingle hashes in text order: entry i is the shingle starting at word i."""
     if not words:
         return np.zeros(0, dtype=np.uint64)
-    hashed = np.array([_word_hash(w) for w in words], dtype=np.uint64)
+    distinct = {word: number for number, word in enumerate(dict.fromkeys(words))}
+    hashes = np.array([_word_hash(word) for word in distinct], dtype=np.uint64)
+    hashed = hashes[np.array([distinct[word] for word in words], dtype=np.intp)]
     with np.errstate(over="ignore"):
         if len(hashed) < SHINGLE_WORDS:
             combined = np.array([np.bitwise_xor.reduce(hashed * _MIX)], dtype=np.uint64)
@@ -224,6 +251,34 @@ def signature(hashes: Hashes) -> npt.NDArray[np.uint32]:
     return (mixed >> np.uint64(32)).min(axis=1).astype(np.uint32)
 
 
+def _window_signatures(sequence: Hashes, ranges: list[tuple[int, int]]) -> npt.NDArray[np.uint32]:
+    """`signature` of the shingles of each word range (a row each): the least value over its rows of one table.
+
+    Shingle i of `sequence` starts at word i, so words [first, last) hold shingles [first, last - 2]
+    (every searched window has at least `MIN_WORDS` words). The table is built a few thousand
+    shingles at a time, for the windows that fit.
+    """
+    spans = [(first, last - SHINGLE_WORDS + 1) for first, last in ranges]
+    signatures = np.empty((len(spans), PERMUTATIONS), dtype=np.uint32)
+    done = 0
+    while done < len(spans):
+        low = spans[done][0]
+        group = [span for span in spans[done:] if span[1] - low <= _SIGNATURE_COLUMNS] or [spans[done]]
+        table = _permuted(sequence[low : max(end for _, end in group)])
+        for row, (start, end) in enumerate(group, done):
+            signatures[row] = table[start - low : end - low].min(axis=0)
+        done += len(group)
+    return signatures
+
+
+def _permuted(hashes: Hashes) -> npt.NDArray[np.uint32]:
+    """Every hash (row) under every permutation (column), as `signature` takes its minimum over."""
+    multipliers, offsets = _permutations()
+    with np.errstate(over="ignore"):
+        mixed = hashes[:, None] * multipliers[None, :] + offsets[None, :]
+    return (mixed >> np.uint64(32)).astype(np.uint32)
+
+
 def _permutations() -> tuple[Hashes, Hashes]:
     return _PERMUTATIONS
 
@@ -238,9 +293,25 @@ def _make_permutations() -> tuple[Hashes, Hashes]:
 _PERMUTATIONS = _make_permutations()
 
 
-def _band_keys(values: npt.NDArray[np.uint32]) -> list[bytes]:
-    rows = values.reshape(-1, BAND_ROWS)
-    return [band.to_bytes(2, "big") + row.tobytes() for band, row in enumerate(rows)]
+def _band_keys(signatures: npt.NDArray[np.uint32]) -> list[bytes]:
+    """The LSH key of every band of every signature (a row each), signature by signature.
+
+    A key is the band's number (2 bytes, big-endian) then its rows' values (native byte order), as
+    numpy's fixed-width bytes give them back: without trailing zero bytes (every key has the same
+    width, so that keeps keys distinct).
+    """
+    bands = signatures.shape[1] // BAND_ROWS
+    rows = np.ascontiguousarray(signatures, dtype=np.uint32).reshape(-1, BAND_ROWS).view(np.uint8)
+    numbers = np.tile(_band_numbers(bands), (len(signatures), 1))
+    keyed = np.concatenate([numbers, rows], axis=1)
+    return keyed.view(f"S{keyed.shape[1]}").ravel().tolist()
+
+
+@cache
+def _band_numbers(bands: int) -> npt.NDArray[np.uint8]:
+    numbers = np.array([band.to_bytes(2, "big") for band in range(bands)], dtype="S2").view(np.uint8).reshape(bands, 2)
+    numbers.flags.writeable = False
+    return numbers
 
 
 def _finalise(values: Hashes) -> Hashes:
@@ -251,6 +322,7 @@ def _finalise(values: Hashes) -> Hashes:
         return values ^ (values >> np.uint64(31))
 
 
+@lru_cache(maxsize=1 << 15)
 def _word_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
@@ -259,6 +331,11 @@ def _words(text: str) -> _Words:
     found = [(m.group(), m.span()) for m in _WORD.finditer(text)]
     keys = fold_many([word for word, _ in found])
     return _Words([k.replace(" ", "") for k in keys], [span for _, span in found])
+
+
+def _word_spans(text: str) -> list[tuple[int, int]]:
+    """Where each word of `fold_words(text)` sits in `text`."""
+    return [m.span() for m in _WORD.finditer(text)]
 
 
 def _windows(count: int, *, whole: bool) -> list[tuple[int, int]]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.detect.normalize import Normalized, _normalize_vectorised, fold, fold_many, normalize
+from gateway.detect.normalize import Normalized, _normalize_vectorised, fold, fold_many, fold_words, normalize
 
 NAME = "Tom Hanks"
 
@@ -245,3 +247,14 @@ def test_str_path_spans_are_the_vectorised_spans(text: str, start: int, width: i
     assert normalized.span(start, end) == expected.span(start, end)
     got, want = normalized.spans([start], [end]), expected.spans([start], [end])
     assert [a.tolist() for a in got] == [a.tolist() for a in want]
+
+
+WORDY = st.text(alphabet=st.sampled_from(list("Mm_aZ09 \"%.-'\u00e9\u0130\u00bd\u2474\U0001f16d\ufdfa")), max_size=80)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts | WORDY)
+def test_fold_words_is_fold_many_of_each_word(text: str) -> None:
+    """Word keys in one pass equal `fold_many` of the words (runs of letters and digits), spaces dropped from each."""
+    words = re.findall(r"[^\W_]+", text)
+    assert fold_words(text) == [key.replace(" ", "") for key in fold_many(words)]
