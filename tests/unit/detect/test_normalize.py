@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.detect.normalize import Normalized, _normalize_vectorised, fold, fold_many, fold_words, normalize
+from gateway.detect.normalize import (
+    Normalized,
+    _normalize_str,
+    _normalize_vectorised,
+    _word_characters,
+    fold,
+    fold_many,
+    fold_words,
+    normalize,
+)
 
 NAME = "Tom Hanks"
 
@@ -220,7 +229,10 @@ texts = (
 @given(texts)
 def test_str_path_gives_the_vectorised_key_and_offsets(text: str) -> None:
     """Key, offset map (values, dtypes) and length are the vectorised path's: ASCII or not, few or many specials."""
-    assert parts(normalize(text)) == parts(reference(text))
+    expected = parts(reference(text))
+    assert parts(normalize(text)) == expected
+    eager = _normalize_str(text)  # what makes the map of a short text when it is first asked for
+    assert eager is None or parts(eager) == expected
 
 
 @pytest.mark.parametrize(
@@ -233,7 +245,10 @@ def test_str_path_gives_the_vectorised_key_and_offsets(text: str) -> None:
 )
 def test_str_path_edge_cases(text: str) -> None:
     """Empty text, only spaces, runs at either end, ignorables between spaces, and just over the threshold."""
-    assert parts(normalize(text)) == parts(reference(text))
+    expected = parts(reference(text))
+    assert parts(normalize(text)) == expected
+    eager = _normalize_str(text)
+    assert eager is None or parts(eager) == expected
 
 
 @settings(max_examples=200, deadline=None)
@@ -258,3 +273,19 @@ def test_fold_words_is_fold_many_of_each_word(text: str) -> None:
     """Word keys in one pass equal `fold_many` of the words (runs of letters and digits), spaces dropped from each."""
     words = re.findall(r"[^\W_]+", text)
     assert fold_words(text) == [key.replace(" ", "") for key in fold_many(words)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts | WORDY)
+def test_squeezed_with_few_non_ascii_is_the_table_path(text: str) -> None:
+    """Squeezing a key stretch by stretch keeps exactly the letters and digits the code-point table keeps."""
+    key = normalize(text).text
+    expected = "".join(c for c in key if c.isalnum())
+    assert normalize(text).squeezed().text == expected
+    assert _normalize_vectorised(text).squeezed().text == expected
+
+
+def test_word_character_table_is_isalnum() -> None:
+    """The table of letters and digits, built by the regex engine, is `str.isalnum` of every code point."""
+    table = _word_characters()
+    assert [code for code in range(0x110000) if chr(code).isalnum()] == np.flatnonzero(table).tolist()
