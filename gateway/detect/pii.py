@@ -75,6 +75,8 @@ _SPARSE_RUNS = 16
 """a bounded recogniser searches around its anchor runs while there is at most one per this many characters."""
 _SPARSE_STARTS = 4
 """an unbounded one tries its pattern at each candidate start while there is at most one per this many characters."""
+_FEW_STARTS = 8
+"""an unbounded anchor with a longer lead searches onwards from a run's first candidate start instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +410,8 @@ class _Anchors:
         if not runs:
             return iter(())
         if anchor.reach is None:
+            if anchor.lead > _FEW_STARTS:
+                return _searched_from_runs(pattern, self._text, runs, anchor.lead)
             if len(runs) * (anchor.lead + 1) * _SPARSE_STARTS > size:
                 return pattern.finditer(self._text)
             return _matched_at_starts(pattern, self._text, runs, anchor.lead)
@@ -456,6 +460,24 @@ def _searched_near_runs(
                 break
             yield match
             position = start = max(match.end(), match.start() + 1)
+
+
+def _searched_from_runs(pattern: re.Pattern[str], text: str, runs: list[int], lead: int) -> Iterator[re.Match[str]]:
+    """`finditer` for an unbounded pattern with a long lead: a search from the first start each run allows.
+
+    Nothing starts before that start, so the search finds the whole text's next match, however far
+    on (no match: there is none left); the runs it passed over hold none. At most one scan of the text.
+    """
+    position = 0
+    for run in runs:
+        start = max(run - lead, position)
+        if start > run:
+            continue
+        match = pattern.search(text, start)
+        if match is None:
+            return
+        yield match
+        position = max(match.end(), match.start() + 1)
 
 
 def _matched_at_starts(pattern: re.Pattern[str], text: str, runs: list[int], lead: int) -> Iterator[re.Match[str]]:
