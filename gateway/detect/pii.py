@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal, get_args
 
 import numpy as np
@@ -259,6 +259,12 @@ def phone_valid(text: str, region: str = _DEFAULT_REGION) -> bool:
     return phonenumbers.is_valid_number(number)
 
 
+@lru_cache(maxsize=4096)
+def _phone_valid_remembered(text: str) -> bool:
+    """`phone_valid`, remembered: parsing costs ~30 us, and chats resend earlier messages with every request."""
+    return phone_valid(text)
+
+
 def _always(_: str) -> bool:
     return True
 
@@ -290,7 +296,7 @@ RECOGNISERS = RecogniserRegistry(
                 r"(?<![\w+/.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}(?![\w/-]|\.\d)"
                 r"|(?<![\w+/.-])\+?\d{10,13}(?![\w/.-])"
             ),
-            phone_valid,
+            _phone_valid_remembered,
             0.75,
             anchor=Anchor("digit", lead=1, count=3, reach=40),
         ),

@@ -164,6 +164,16 @@ def test_phone_validation(number: str, valid: bool) -> None:
     assert phone_valid(number) is valid
 
 
+@pytest.mark.parametrize(
+    "number", ["(415) 555-0132", "+44 20 7946 0958", "123-456-7890", "555-0132", "+1 000 000 0000"]
+)
+def test_phone_recogniser_validates_as_phone_valid(number: str) -> None:
+    """The phone recogniser remembers answers (chats resend earlier messages) and gives `phone_valid`'s, twice."""
+    validate = RECOGNISERS["phone"].validate
+    assert validate(number) is phone_valid(number)
+    assert validate(number) is phone_valid(number)
+
+
 def test_registry_refuses_duplicates() -> None:
     """A second recogniser with a known name is an error, not a silent replacement."""
     registry = RecogniserRegistry()
