@@ -15,8 +15,8 @@ The target from issue 4 is 50 MB/s for the whole search on ASCII prose.
 bench's chat body, or a built-in one like it, plus a prose prompt with paragraphs, curly quotes,
 an e-mail and a phone number), per configuration, in µs per request and as a multiple of
 `json.loads` of the same body in the same run. Each request is treated as new text: the
-remembered normalisations and word hashes are forgotten before each one (real traffic repeats
-words, so `text.scripts` is usually cheaper than shown).
+remembered normalisations, word hashes and phone numbers are forgotten before each one (real
+traffic repeats words and resends earlier messages, so it is usually cheaper than shown).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from gateway.config import load_config
 from gateway.content import ContentLimits, Inputs
 from gateway.content.request import RequestContent, extract_inputs
 from gateway.detect import normalize as normalisation
-from gateway.detect import script
+from gateway.detect import pii, script
 from gateway.detect.finding import DetectionContext, Detector
 from gateway.detect.normalize import normalize
 from gateway.detect.pii import PiiDetector
@@ -177,8 +177,9 @@ def per_detector(
 
 
 def forget_texts() -> None:
-    """Forget the normalised texts and word hashes remembered from the last request (where this version has them)."""
-    names = ((normalisation, "_normalize_few"), (normalisation, "_normalize_short"), (script, "_word_hash"))
+    """Forget the normalised texts, word hashes and phone numbers remembered from the last request (if remembered)."""
+    names = ((normalisation, "_normalize_few"), (normalisation, "_normalize_short"), (script, "_word_hash"),
+             (pii, "_phone_valid_remembered"))
     for module, name in names:
         remembered = getattr(module, name, None)
         if hasattr(remembered, "cache_clear"):
