@@ -325,7 +325,7 @@ class Normalized:
         """The key without separators, for long terms written `T.o.m H.a.n.k.s` or `#TomHanks`."""
         if self.text.isascii():
             return Squeezed(self.text.encode("ascii").translate(None, _ASCII_SEPARATORS).decode("ascii"), self.text)
-        few = _squeezed_few(self.text)
+        few = _squeezed_few(self.text) if len(self.text) <= _FEW_MAX_LENGTH else None
         if few is not None:
             return Squeezed(few, self.text)
         codes = _codes(self.text)
