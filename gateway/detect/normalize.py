@@ -169,7 +169,6 @@ _ASCII_IRREGULAR_FLAGS = bytes(int(len(key) != 1) for key in _ASCII_KEYS) + byte
 _ASCII_SEPARATORS = bytes(code for code in range(128) if not chr(code).isalnum())
 _ASCII_EXPANSIONS = tuple((code, key) for code, key in enumerate(_ASCII_KEYS) if len(key) != 1)
 _ASCII_EXPANDING = tuple((bytes([code]), key) for code, key in _ASCII_EXPANSIONS)
-_ASCII_EXPANDING_TEXT = tuple((chr(code), key) for code, key in _ASCII_EXPANSIONS)
 _ASCII_EXPANDING_BYTES = tuple((bytes([code]), key.encode("ascii")) for code, key in _ASCII_EXPANSIONS)
 _QUESTION_MARKS_KEPT = "".join(_ASCII_KEYS).count("?") == 1 and _ASCII_KEYS[ord("?")] == "?"
 """only "?" folds to "?" (a key with "?" stands in for a non-ASCII character; `_key` relies on this)."""
@@ -179,8 +178,9 @@ _ASCII_WORD_KEYS += bytes(128)
 _WORD = re.compile(r"[^\W_]+")
 _WORD_CHARACTER = re.compile(r"[^\W_]")
 _FEW_IRREGULAR = 64
-"""Texts with at most this many special characters (non-ASCII, m, %, ", collapsed spaces) fold with `str`
-operations; with more, numpy's vectorised path is faster (with fewer, its per-call overhead dominates)."""
+"""A short text with at most this many "?" and non-ASCII characters gets its key with `str` operations, and with
+at most this many special ones (non-ASCII, m, %, ", collapsed whitespace) its offset map too; with more,
+numpy's vectorised path is faster (with fewer, numpy's per-call overhead dominates)."""
 _FEW_MAX_LENGTH = 1 << 16
 """Longer texts go straight to the vectorised path (they hardly ever have few special characters)."""
 
@@ -393,7 +393,7 @@ def _key(text: str) -> str | None:
 
 
 def _non_ascii_spliced(text: str, raw: bytes, folded: str) -> str | None:
-    """`folded` with each non-ASCII character's key at its "?"; None if many, or one whose key would expand."""
+    """`folded` with each non-ASCII character's key at its "?" (None if there are many)."""
     parts: list[str] = []
     kept, looked = 0, 0
     index, at = raw.find(b"?"), folded.find("?")
@@ -402,21 +402,11 @@ def _non_ascii_spliced(text: str, raw: bytes, folded: str) -> str | None:
         if looked > _FEW_IRREGULAR:
             return None
         if text[index] != "?":
-            key = _splice_key(text[index])
-            if key is None:
-                return None
-            parts += (folded[kept:at], key)
+            parts += (folded[kept:at], _key_of(text[index]))
             kept = at + 1
         index, at = raw.find(b"?", index + 1), folded.find("?", at + 1)
     parts.append(folded[kept:])
     return "".join(parts)
-
-
-@lru_cache(maxsize=1 << 13)
-def _splice_key(char: str) -> str | None:
-    """`_key_of(char)`, or None if it holds a character that ASCII expansion would expand again (no key does)."""
-    key = _key_of(char)
-    return None if any(code in key for code, _ in _ASCII_EXPANDING_TEXT) else key
 
 
 def _normalize_vectorised(text: str) -> Normalized:
