@@ -838,8 +838,8 @@ def run_profile(args: argparse.Namespace) -> int:
                                         keepalive=args.keepalive), stdout=subprocess.PIPE, text=True)
         time.sleep(1)
         subprocess.run([spy, "record", "--pid", str(gr.pid), "--duration", str(int(secs)), "--rate", "250",
-                        "--format", "raw", "--output", str(raw), "--nonblocking"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        "--format", "raw", "--output", str(raw), "--nonblocking", *(["--gil"] if args.gil else [])],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hey_out = benchlib.parse_hey(load.communicate(timeout=secs + 120)[0])
     finally:
         gr.stop()
@@ -871,6 +871,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile Greenroom with py-spy instead")
     ap.add_argument("--top", type=int, default=25, help="rows of the profile tables")
     ap.add_argument("--keepalive", action="store_true", help="profile with keep-alive connections")
+    ap.add_argument("--gil", action="store_true",
+                    help="profile only the thread holding the GIL (where the CPU goes; waits and I/O left out)")
     args = ap.parse_args(argv)
     args.only = {s.strip() for s in args.only.split(",") if s.strip()}
     args.workloads = {w.strip() for w in args.workloads.split(",") if w.strip()}
