@@ -428,3 +428,18 @@ def test_operating_system_litter_in_archives_does_not_block() -> None:
     inputs = extract_inputs(form_request([("file", "refs.zip", None, archive, {})]), LIMITS)
     assert media_at(inputs, "archive:form.file/stills/pic.png") == ["image/png"]
     assert media_at(inputs, "archive:form.file/docProps/thumbnail.emf") == ["image/emf"]
+
+
+@pytest.mark.parametrize(
+    "wrapping",
+    ["", "\n", "\r\n", " ", "\t", "\u00a0", "\u2028", "\u3000", "\x1c", "\x85"],
+    ids=["none", "lf", "crlf", "space", "tab", "nbsp", "line separator", "ideographic space", "file separator", "nel"],
+)
+def test_base64_wrapped_in_any_whitespace_decodes_to_the_same_bytes(wrapping: str) -> None:
+    """Every character Python's `\\s` matches is dropped before decoding (as the regex used to do)."""
+    from gateway.content.embedded import decode_base64
+
+    data = bytes(range(256)) * 3
+    encoded = base64.b64encode(data).decode()
+    wrapped = wrapping.join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    assert decode_base64(wrapped, 1 << 20, "body") == data
