@@ -21,7 +21,7 @@ from pathlib import Path
 import certifi
 import structlog
 from mitmproxy import options
-from mitmproxy.addons import default_addons
+from mitmproxy.addons import block, core, disable_h2c, dns_resolver, next_layer, proxyserver, tlsconfig, update_alt_svc
 from mitmproxy.master import Master
 
 from addons.admin import AdminServer
@@ -97,7 +97,7 @@ async def _serve(opts: ServeOptions) -> int:
         approvals=open_approvals(opts.data_dir, runtime.current.config, audit=recorder.store),
         outputs=OutputLedger.open(opts.data_dir, settings.audit),
     )
-    master.addons.add(*default_addons())
+    master.addons.add(*proxy_addons())
     # The override's request hook must run after Greenroom's: it reroutes what was inspected.
     master.addons.add(gateway, UpstreamOverride(lambda h: runtime.current.catalog.is_ai_host(h)))
     limits = settings.limits
@@ -154,6 +154,29 @@ async def _serve(opts: ServeOptions) -> int:
     runtime.close()
     log.info("stopped")
     return 0
+
+
+def proxy_addons() -> list[object]:
+    """The mitmproxy addons the gateway needs, instead of mitmproxy's ~30 defaults.
+
+    Left out on purpose: the onboarding app (it answers `mitm.it` through the proxy), script
+    loading, flow saving and export (they would write content to disk), replay, map/modify
+    rewriting, sticky cookies/auth, anticache/anticomp, and mitmproxy's own proxyauth (Greenroom
+    authenticates). Kept: core, `block` (refuses clients from public addresses unless configured),
+    `disable_h2c` (no h2c upgrade smuggling), the proxy server, DNS resolution, layer selection,
+    TLS, and Alt-Svc stripping for reverse mode. Every hook runs through every loaded addon, so the
+    short list is also less work per request.
+    """
+    return [
+        core.Core(),
+        block.Block(),
+        disable_h2c.DisableH2C(),
+        proxyserver.Proxyserver(),
+        dns_resolver.DnsResolver(),
+        next_layer.NextLayer(),
+        tlsconfig.TlsConfig(),
+        update_alt_svc.UpdateAltSvc(),
+    ]
 
 
 def _recorder(data_dir: Path, settings: AuditSettings) -> Recorder:

@@ -542,3 +542,23 @@ def test_keep_alive_connection_serves_many_requests(gateway: GatewayProcess, fak
                             headers={"Authorization": "Bearer sk-test"})
             assert r.status_code == 200, (n, r.text)
     assert len(fake.records(OPENAI)) == 15
+
+
+# -------------------------------------------------------------------------------------------------
+# mitmproxy's own extras are not loaded
+
+
+def test_mitmproxys_onboarding_app_is_not_served(gateway: GatewayProcess) -> None:
+    """`http://mitm.it/` through the proxy is an ordinary (unreachable) site, not mitmproxy's onboarding app."""
+    with httpx.Client(proxy=gateway.proxy_url_for("alice", "alice-demo"), trust_env=False, timeout=15) as c:
+        response = c.get("http://mitm.it/")
+    assert "mitmproxy" not in response.text.lower()
+    assert response.status_code >= 400
+
+
+def test_the_gateway_loads_only_the_mitmproxy_addons_it_needs() -> None:
+    from addons.runner import proxy_addons
+
+    names = {type(addon).__name__ for addon in proxy_addons()}
+    assert names == {"Core", "Block", "DisableH2C", "Proxyserver", "DnsResolver", "NextLayer", "TlsConfig",
+                     "UpdateAltSvc"}
