@@ -346,7 +346,7 @@ class Greenroom:
         status = flow.response.status_code if flow.response else None
         size = context.streamed_bytes if context.streamed else len(flow.response.raw_content or b"") \
             if flow.response else 0
-        self._remember_uploads(flow, context)
+        await self._remember_uploads(flow, context)
         if context.redaction is not None and not context.streamed and flow.response is not None:
             _restore_body(flow.response, context.redaction)
         await self._check_outputs(flow, context)
@@ -809,8 +809,12 @@ class Greenroom:
         flow.request.headers["content-length"] = str(len(result.data))
         return True
 
-    def _remember_uploads(self, flow: http.HTTPFlow, context: FlowContext) -> None:
-        """Remember which production uploaded each provider file id, so later references can be checked."""
+    async def _remember_uploads(self, flow: http.HTTPFlow, context: FlowContext) -> None:
+        """Remember which production uploaded each provider file id, so later references can be checked.
+
+        Written before the answer is released: a client that references the new file id at once must
+        find it (a failed write only makes the id unknown later, which holds: fail closed).
+        """
         response, classification = flow.response, context.classification
         if (self.ledger is None or response is None or context.streamed or classification is None
                 or classification.capability != Capability.FILE_UPLOAD or not 200 <= response.status_code < 300
@@ -831,7 +835,11 @@ class Greenroom:
             for file_id in ids:
                 ledger.remember(tool, file_id, production, event_id)
 
-        self._io.submit(write)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._io, write)
+        except Exception as exc:  # noqa: BLE001 - the upload itself succeeded; its id stays unknown (held later)
+            self.metrics.inc("greenroom_ledger_errors_total", "provider file ids that could not be remembered")
+            log.error("file_ledger_write_failed", event_id=event_id, error=type(exc).__name__)
 
     def _message_event(
         self, flow: http.HTTPFlow, context: FlowContext, result: MessageInspection, fingerprints: tuple[str, ...]

@@ -539,3 +539,42 @@ async def test_a_store_that_cannot_commit_refuses_the_request_with_503(runtime: 
         flow = await send(addon, ai_flow(body={"model": "m", "messages": []}, client=client))
         assert flow.response is not None and flow.response.status_code == 503
         assert "audit.unavailable" in flow.response.text
+
+
+async def test_an_uploaded_file_id_is_remembered_before_the_answer_is_released(
+    runtime: Runtime, sink: RecordingSink, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client may reference a new file id the moment it gets the upload answer: the id must be known
+    (even when the ledger's disk is slow)."""
+    import time
+
+    from gateway.references import FileLedger
+
+    ledger = FileLedger(tmp_path / "files.sqlite3")
+    remember = ledger.remember
+
+    def slow_remember(*args: str) -> None:
+        time.sleep(0.3)
+        remember(*args)
+
+    monkeypatch.setattr(ledger, "remember", slow_remember)
+    addon = Greenroom(runtime, sink, ledger=ledger)
+    try:
+        with taddons.context(addon):
+            client, _ = await connect(addon, "alice", "alice-pw")
+            upload = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+                      b'--b\r\nContent-Disposition: form-data; name="file"; filename="n.txt"\r\n'
+                      b"Content-Type: text/plain\r\n\r\nnotes\r\n--b--\r\n")
+            flow = ai_flow(path="/v1/files", body=upload, client=client,
+                           headers={"content-type": "multipart/form-data; boundary=b"})
+            await send(addon, flow)
+            assert flow.response is None, flow.response.text if flow.response else ""
+            answer = b'{"id": "file-9f8e7d6c5b4a", "object": "file"}'
+            flow.response = tutils.tresp(status_code=200, content=answer, headers=http.Headers(
+                [(b"content-type", b"application/json"), (b"content-length", str(len(answer)).encode())]))
+            addon.responseheaders(flow)
+            await addon.response(flow)
+            record = ledger.lookup("openai-api", "file-9f8e7d6c5b4a")
+            assert record is not None and record.production == "doc"
+    finally:
+        ledger.close()
