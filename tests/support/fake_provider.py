@@ -638,7 +638,7 @@ def _pattern_png(seed: str) -> bytes:
 
     from PIL import Image, ImageDraw
 
-    rng = random.Random(hashlib.sha256(seed.encode()).digest())
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())  # noqa: S311 - reproducible test pixels, not secrets
     image = Image.new("RGB", (512, 384), tuple(rng.randrange(256) for _ in range(3)))
     draw = ImageDraw.Draw(image)
     for _ in range(40):

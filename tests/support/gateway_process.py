@@ -26,7 +26,8 @@ from .fake_provider import free_port, wait_for_port
 __all__ = ["REPO_ROOT", "GatewayProcess", "GatewayStartError", "greenroom_bin", "running_gateway"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# 120 s by default (the first start builds the registry index); GREENROOM_E2E_START_TIMEOUT raises it on a slow or heavily loaded machine.
+# 120 s by default (the first start builds the registry index); GREENROOM_E2E_START_TIMEOUT raises it
+# on a slow or heavily loaded machine.
 START_TIMEOUT = float(os.environ.get("GREENROOM_E2E_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 15.0
 
