@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +120,21 @@ class _Head:
 
 
 _STOP = object()
+
+
+def _settle(future: Future[None], error: BaseException | None = None) -> None:
+    """Tell the caller how its write went; a caller that gave up (cancelled its future) is skipped.
+
+    The entry is written either way. Without this, a request cancelled while awaiting its commit
+    (a client that hung up) would make `set_result` raise in the writer thread and stop all auditing.
+    """
+    if future.cancelled():
+        return
+    with contextlib.suppress(InvalidStateError):  # cancelled between the check and now
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 _INSERT_ENTRY = (
     "INSERT INTO audit_entries (replica, seq, kind, event_id, ts, production, body, prev_hash, hash) "
@@ -252,7 +267,7 @@ class AuditStore:
             self._closed = True
             for job in self._inflight:
                 if not job.future.done():
-                    job.future.set_exception(AuditError("the audit writer stopped"))
+                    _settle(job.future, AuditError("the audit writer stopped"))
             self._fail_pending()
 
     def _writer_loop(self) -> None:
@@ -272,7 +287,7 @@ class AuditStore:
                 self._checkpoint_if_due()
             if isinstance(control, _Flush):
                 self._checkpoint_if_due(force=True)
-                control.future.set_result(None)
+                _settle(control.future)
             elif control is _STOP:
                 self._checkpoint_if_due(force=True)
                 return
@@ -307,7 +322,7 @@ class AuditStore:
             except queue.Empty:
                 return
             if isinstance(item, _Job | _Flush):
-                item.future.set_exception(AuditError("the audit store is closed"))
+                _settle(item.future, AuditError("the audit store is closed"))
 
     def _write(self, batch: list[_Job]) -> None:
         try:
@@ -321,7 +336,7 @@ class AuditStore:
                 self._write([job])
             return
         for job in batch:
-            job.future.set_result(None)
+            _settle(job.future)
 
     def _retry_one(self, job: _Job, exc: AuditError) -> None:
         if isinstance(exc, DuplicateEntryError):
@@ -329,11 +344,11 @@ class AuditStore:
                 self._commit([job])  # another process wrote under our replica id: chain on after it
             except AuditError as again:
                 self._head = self._reload_head(again)
-                job.future.set_exception(again)
+                _settle(job.future, again)
                 return
-            job.future.set_result(None)
+            _settle(job.future)
             return
-        job.future.set_exception(exc)
+        _settle(job.future, exc)
 
     def _commit(self, batch: list[_Job]) -> None:
         head = self._head

@@ -391,3 +391,28 @@ def test_a_crashed_writer_is_logged_and_fails_every_caller(make_store, monkeypat
     assert not store.healthy()
     with pytest.raises(AuditError, match="closed"):
         store.submit_record(make_event(2))
+
+
+def test_a_caller_that_gives_up_does_not_stop_the_writer(make_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request cancelled while awaiting its commit (client hung up): the entry is still written and the
+    writer goes on serving everyone else."""
+    store = make_store()
+    entered, release = threading.Event(), threading.Event()
+    commit = store._commit
+
+    def held_commit(batch: list[Any]) -> None:
+        entered.set()
+        release.wait(10)
+        commit(batch)
+
+    monkeypatch.setattr(store, "_commit", held_commit)
+    first = make_event(1)
+    pending = store.submit_record(first)
+    assert entered.wait(10)
+    assert pending.cancel()  # what asyncio.wrap_future does when the awaiting task is cancelled
+    release.set()
+    monkeypatch.setattr(store, "_commit", commit)
+    store.record(make_event(2))
+    assert store.healthy()
+    assert store.get(first.id) is not None
+    assert store.verify().ok
