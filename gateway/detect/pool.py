@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -46,8 +46,6 @@ from .finding import DetectionContext, Detector, Finding
 __all__ = ["MediaPool", "MediaResult", "PoolSettings"]
 
 log = structlog.get_logger("greenroom.detection")
-
-_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +74,12 @@ _detectors: tuple[Detector, ...] = ()
 
 
 def _start_worker(loaded: LoadedConfig, data_dir: str, limits: ContentLimits, nice: int) -> None:
-    """Worker initializer: lower priority, one math thread, then the registry index and the detectors."""
+    """Worker initializer: lower priority, then the registry index and the detectors.
+
+    The detectors pin their native libraries to one thread themselves (faiss, OpenCV, BLAS): the
+    parallelism is the pool's.
+    """
     global _detectors
-    for name in _THREAD_ENV:
-        os.environ.setdefault(name, "1")
     if nice:
         with contextlib.suppress(OSError):  # not allowed here: run at the proxy's priority rather than not at all
             os.nice(nice)
@@ -162,11 +162,13 @@ class MediaPool:
         except BrokenProcessPool as exc:
             self._discard(executor, kill=True)
             raise DetectionError("a media detection worker stopped unexpectedly; workers replaced") from exc
+        except (CancelledError, RuntimeError) as exc:  # the executor was replaced under us (another timeout)
+            raise DetectionError("media detection was interrupted while the workers were replaced") from exc
         finally:
             self._release(len(_SPLIT) if split else 1)
 
     def warm(self) -> None:
-        """Start the workers now and wait until each has loaded its detectors (tests, `prewarm`)."""
+        """Start the workers now and wait until each has loaded its detectors."""
         executor, _ = self._acquire(tasks=1)
         try:
             for future in [executor.submit(_ready) for _ in range(self.settings.workers)]:

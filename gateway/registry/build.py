@@ -35,6 +35,7 @@ from gateway.detect.media_voice import SpeakerEncoder, preprocess
 from gateway.errors import ConfigError, GreenroomError
 
 from .index import FaceBank, ImageBank, RegistryIndex, VoiceBank, _Descriptors
+from .layout import INDEX_FOLDER, index_folder
 from .source import RegistrySource, registry_digest, registry_source
 
 __all__ = [
@@ -46,17 +47,12 @@ __all__ = [
     "load_index",
 ]
 
-INDEX_FOLDER = "registry"
 MIN_ENROLMENT_SPEECH_SECONDS = 1.0
 _LIMITS = ContentLimits()
 
 log = structlog.get_logger(__name__)
 
 Source = str | Path | LoadedConfig | RegistrySource
-
-
-def index_folder(data_dir: str | Path, digest: str) -> Path:
-    return Path(data_dir) / INDEX_FOLDER / f"index-{digest[:32]}"
 
 
 def load_index(data_dir: str | Path, registry: Source) -> RegistryIndex:

@@ -25,6 +25,8 @@ import numpy as np
 from gateway.detect.media_image import HASH_BITS, Features
 from gateway.errors import ConfigError
 
+from .layout import MANIFEST
+
 __all__ = ["FaceBank", "HashHit", "ImageBank", "LocalHit", "RegistryIndex", "VoiceBank"]
 
 # One query searches a few thousand descriptors: OpenMP threads cost more than they save, and on a
@@ -32,7 +34,6 @@ __all__ = ["FaceBank", "HashHit", "ImageBank", "LocalHit", "RegistryIndex", "Voi
 # the detectors run in.
 faiss.omp_set_num_threads(1)
 
-_MANIFEST = "manifest.json"
 _RATIO = 0.8
 _RANSAC_PIXELS = 8.0
 _MIN_VOTES = 6
@@ -214,13 +215,13 @@ class RegistryIndex:
             "faces": self.faces.talent,
             "voices": self.voices.talent,
         }
-        (folder / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
 
     @classmethod
     def read(cls, folder: Path) -> RegistryIndex:
         """Load an index written by `save`; ConfigError if it is missing or damaged."""
         try:
-            manifest = json.loads((folder / _MANIFEST).read_text(encoding="utf-8"))
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             images = _arrays(folder / "images.npz")
             faces = _arrays(folder / "faces.npz")
             voices = _arrays(folder / "voices.npz")

@@ -217,3 +217,13 @@ def test_a_request_is_split_only_over_free_workers(make_pool, workers: int, busy
     _, got = pool._acquire(tasks=2)
     assert got is split
     assert pool._busy == busy + (2 if split else 1)
+
+
+def test_a_request_caught_while_the_workers_are_replaced_fails_closed(make_pool) -> None:
+    """Another request's timeout replaced the executor this one holds: a DetectionError, not a stray error."""
+    pool = make_pool()
+    pool.warm()
+    assert pool._executor is not None
+    pool._executor.shutdown(wait=True)  # what `_discard` does from another thread, between acquire and submit
+    with pytest.raises(DetectionError, match="interrupted"):
+        pool.detect((png_item(),), CONTEXT)
