@@ -13,19 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from gateway.config.models import Action, JsonRemove, JsonSet, Limits, Production, Rewrite
 from gateway.content import ContentLimits, RequestContent, extract_inputs, extract_websocket_inputs
 from gateway.content.encoding import decode_body
 from gateway.content.inputs import Inputs
-from gateway.content.jsonbody import ParsedJson, dump_json, parse_json
+from gateway.content.jsonbody import ParsedJson, dump_json, parse_json, with_members_appended
 from gateway.decision import Decision, Reason, RewriteRecord
 from gateway.errors import InspectionError, TooLargeError
 from gateway.policy import decide
 from gateway.redact import Redaction, RedactionError, apply_to_json, plan_redaction
 from gateway.tools.catalog import Classification
-from gateway.tools.rewrite import apply_rewrites, pin_tenant
+from gateway.tools.rewrite import RewriteResult, apply_rewrites, pin_tenant
 
 __all__ = [
     "FindingsHook",
@@ -165,7 +166,7 @@ def _inspect(
                        for category, count in sorted(redaction.counts().items()))
         new_body: bytes | None = dump_json(apply_to_json(parsed.value, redaction))
     else:
-        new_body = _forward_body(request, body, parsed, result.body_changed, encoding, records)
+        new_body = _forward_body(body, parsed, result, encoding, records)
     return Inspection(
         decision=decision,
         rewrites=tuple(records),
@@ -274,10 +275,9 @@ def _parse_if_json(request: HttpRequest, body: bytes, limits: Limits, json_rewri
 
 
 def _forward_body(
-    request: HttpRequest,
     body: bytes,
     parsed: ParsedJson | None,
-    changed: bool,
+    rewritten: RewriteResult,
     encoding: str | None,
     records: list[RewriteRecord],
 ) -> bytes | None:
@@ -285,11 +285,23 @@ def _forward_body(
         records.extend(RewriteRecord("content.duplicate_keys", "body." + key, "deduplicated")
                        for key in sorted(set(parsed.duplicate_keys)))
         return dump_json(parsed.value)
-    if changed and parsed is not None:
-        return dump_json(parsed.value)
+    if rewritten.body_changed and parsed is not None:
+        return _appended_in_place(body, parsed.value, rewritten.records) or dump_json(parsed.value)
     if encoding:
         return body  # forward what we inspected: decoded bytes, Content-Encoding dropped
     return None
+
+
+def _appended_in_place(body: bytes, value: Any, records: Sequence[RewriteRecord]) -> bytes | None:
+    """When the rewrites only added top-level keys (the usual `"store": false`), the client's own bytes
+    with those members appended: no re-serialisation of a large body, and byte-for-byte fidelity for
+    everything the client sent. None when anything else changed in the body."""
+    changes = [r for r in records if r.target.startswith("body.")]
+    keys = [r.target.removeprefix("body.") for r in changes]
+    if not isinstance(value, dict) or any(r.change != "added" or "." in k or k not in value
+                                          for r, k in zip(changes, keys, strict=True)):
+        return None
+    return with_members_appended(body, [(key, value[key]) for key in keys], empty=len(value) == len(keys))
 
 
 def _plan_redaction(decision: Decision, inputs: Inputs, parsed: ParsedJson | None) -> Redaction:

@@ -9,13 +9,13 @@ per key remains: the one we inspected last and, for forced keys, the forced one.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import TooDeepError, UninspectableError
 
-__all__ = ["ParsedJson", "dump_json", "parse_json"]
+__all__ = ["ParsedJson", "dump_json", "parse_json", "with_members_appended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,22 @@ def dump_json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
         "utf-8", "surrogatepass"
     )
+
+
+def with_members_appended(body: bytes, members: Sequence[tuple[str, Any]], *, empty: bool) -> bytes | None:
+    """`body`, a UTF-8 JSON object, with `members` added before its closing brace; every other byte kept.
+
+    The caller guarantees the keys are new (not in the parsed object, and the object had no duplicate
+    keys), so every parser reads the same value for them. `empty`: the object had no members before.
+    None when the body is not plainly a UTF-8 object (UTF-16/32, a byte-order mark): re-serialize it.
+    """
+    if not members or json.detect_encoding(body) != "utf-8":
+        return None
+    end = len(body.rstrip(b" \t\r\n"))
+    if end == 0 or body[end - 1 : end] != b"}":
+        return None
+    added = b",".join(dump_json(key) + b":" + dump_json(value) for key, value in members)
+    return body[: end - 1] + (b"" if empty else b",") + added + body[end - 1 :]
 
 
 def _reject_constant(name: str) -> Any:

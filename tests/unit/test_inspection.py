@@ -114,6 +114,49 @@ def test_unchanged_body_is_not_reserialised(catalog: Catalog) -> None:
     assert result.target is None
 
 
+ADDED = b'"store":false,"prompt_cache_retention":"in_memory"'
+"""what the OpenAI chat endpoint's retention rewrites add to a body that sets neither."""
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        (b'{ "model" : "gpt-4o",\n "messages": [] }\n',
+         b'{ "model" : "gpt-4o",\n "messages": [] ,' + ADDED + b"}\n"),
+        (b'{"messages":[{"role":"user","content":"caf\xc3\xa9 \\u00e9 \\ud83c\\udfac"}],"temperature":1.50}',
+         b'{"messages":[{"role":"user","content":"caf\xc3\xa9 \\u00e9 \\ud83c\\udfac"}],"temperature":1.50,' + ADDED + b"}"),
+        (b'{}', b"{" + ADDED + b"}"),
+        (b'{ }\r\n', b"{ " + ADDED + b"}\r\n"),
+    ],
+)
+def test_added_keys_are_appended_to_the_clients_bytes(catalog: Catalog, raw: bytes, sent: bytes) -> None:
+    """When the rewrites only add top-level keys, the client's bytes go out as sent plus those members:
+    no re-serialisation (escapes, spacing and number formats kept), and still one `store`, false."""
+    result = inspect(catalog, raw)
+    assert result.body == sent
+    assert json.loads(sent)["store"] is False
+    assert {(r.target, r.change) for r in result.rewrites if r.target.startswith("body.")} == {
+        ("body.store", "added"), ("body.prompt_cache_retention", "added")}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"model":"gpt-4o","messages":[]}'.encode("utf-16"),        # JSON in UTF-16: Python reads it, splicing cannot
+        '{"model":"gpt-4o","messages":[]}'.encode("utf-32"),
+        b'\xef\xbb\xbf{"model":"gpt-4o","messages":[]}',          # a UTF-8 byte-order mark
+        b'{"model":"gpt-4o","store":true,"messages":[]}',              # a value changed, not only added
+    ],
+)
+def test_other_body_changes_are_reserialised_as_utf8(catalog: Catalog, raw: bytes) -> None:
+    """Anything but a plain UTF-8 object with only added keys is forwarded re-serialised, as UTF-8."""
+    result = inspect(catalog, raw)
+    assert result.body is not None
+    assert json.loads(result.body.decode("utf-8")) == {
+        "model": "gpt-4o", "store": False, "prompt_cache_retention": "in_memory", "messages": []}
+    assert result.body.count(b'"store"') == 1
+
+
 # --- content encodings ------------------------------------------------------------------------------
 
 PLAIN = b'{"model":"gpt-4o","store":false,"prompt_cache_retention":"in_memory","messages":[]}'
