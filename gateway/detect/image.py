@@ -124,11 +124,12 @@ class IpImageDetector:
     def _by_features(
         self, features: Features, candidates: set[int], *, mirrored: bool, stage: str
     ) -> list[_Match]:
+        def needed(asset: int) -> int:
+            return self.candidate_inliers if asset in candidates else self.match_inliers
+
         matches = []
-        least = min(self.candidate_inliers, self.match_inliers)
-        for hit in self.bank.match_features(features, mirrored=mirrored, min_inliers=least):
-            needed = self.candidate_inliers if hit.asset in candidates else self.match_inliers
-            if hit.inliers >= needed:
+        for hit in self.bank.match_features(features, mirrored=mirrored, min_inliers=needed):
+            if hit.inliers >= needed(hit.asset):
                 score = min(1.0, 0.5 + hit.inliers / 200)
                 matches.append(_Match(hit.ip, score, f"{stage} {hit.inliers} inliers"))
         return matches

@@ -14,6 +14,8 @@ read-only once built: searching is safe from many threads at once.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,9 @@ faiss.omp_set_num_threads(1)
 
 _RATIO = 0.8
 _RANSAC_PIXELS = 8.0
+_RANSAC_CONFIDENCE = 0.999
+_RANSAC_MIN_ITERATIONS = 50
+_RANSAC_MAX_ITERATIONS = 2000
 _MIN_VOTES = 6
 
 
@@ -112,12 +117,20 @@ class ImageBank:
         return sorted((HashHit(self.ips[a], a, d) for a, d in best.items()), key=lambda hit: hit.bits)
 
     def match_features(
-        self, features: Features, *, mirrored: bool = False, top: int = 3, min_inliers: int = _MIN_VOTES
+        self,
+        features: Features,
+        *,
+        mirrored: bool = False,
+        top: int = 3,
+        min_inliers: int | Callable[[int], int] = _MIN_VOTES,
     ) -> list[LocalHit]:
         """The `top` assets with most ratio-test votes, scored by RANSAC homography inliers, best first.
 
-        Inliers are a subset of an asset's votes, so an asset with fewer votes than `min_inliers`
-        (the least the caller would accept) cannot qualify and gets no RANSAC fit.
+        `min_inliers`: the least the caller would accept, for every asset or per asset number. Inliers
+        are a subset of an asset's votes, so an asset with fewer votes gets no RANSAC fit; and the fit
+        stops once a model with that many inliers would have been found at 99.9 % confidence (RANSAC's
+        own stopping rule, taken at the least acceptable inlier ratio), instead of running all 2,000
+        iterations on an image that does not match.
         """
         bank, index = (self.mirrored, self._mirrored_index) if mirrored else (self.plain, self._plain_index)
         if features.count < _MIN_VOTES or index.ntotal < 2:
@@ -131,10 +144,13 @@ class ImageBank:
         hits = []
         for asset in np.argsort(-votes)[:top]:
             chosen = owners == asset
-            if int(chosen.sum()) < max(_MIN_VOTES, min_inliers):
+            count = int(chosen.sum())
+            needed = max(_MIN_VOTES, min_inliers(int(asset)) if callable(min_inliers) else min_inliers)
+            if count < needed:
                 continue
             inliers, coverage = _homography_inliers(
-                query_points[chosen], bank.points[bank_labels[chosen]], self.sizes[asset]
+                query_points[chosen], bank.points[bank_labels[chosen]], self.sizes[asset],
+                _ransac_iterations(count, needed),
             )
             hits.append(LocalHit(self.ips[asset], int(asset), inliers, coverage))
         return sorted(hits, key=lambda hit: -hit.inliers)
@@ -252,11 +268,29 @@ def _binary_index(codes: np.ndarray) -> faiss.IndexBinaryFlat:
     return index
 
 
-def _homography_inliers(query: np.ndarray, bank: np.ndarray, size: np.ndarray) -> tuple[int, float]:
+def _ransac_iterations(votes: int, needed: int) -> int:
+    """Iterations after which a homography with `needed` inliers among `votes` correspondences would
+    have been sampled (4 inliers drawn) with `_RANSAC_CONFIDENCE`; between `_RANSAC_MIN_ITERATIONS`
+    and OpenCV's default `_RANSAC_MAX_ITERATIONS`."""
+    all_inliers = (min(needed, votes) / votes) ** 4 if votes else 0.0
+    if all_inliers >= 1.0:
+        return _RANSAC_MIN_ITERATIONS
+    if all_inliers <= 0.0:
+        return _RANSAC_MAX_ITERATIONS
+    wanted = math.ceil(math.log(1.0 - _RANSAC_CONFIDENCE) / math.log(1.0 - all_inliers))
+    return max(_RANSAC_MIN_ITERATIONS, min(_RANSAC_MAX_ITERATIONS, wanted))
+
+
+def _homography_inliers(
+    query: np.ndarray, bank: np.ndarray, size: np.ndarray, iterations: int = _RANSAC_MAX_ITERATIONS
+) -> tuple[int, float]:
     """RANSAC inliers of the query→asset homography, and the asset area their bounding box covers."""
     if len(query) < 4:
         return 0, 0.0
-    _, mask = cv2.findHomography(query.astype(np.float32), bank.astype(np.float32), cv2.RANSAC, _RANSAC_PIXELS)
+    _, mask = cv2.findHomography(
+        query.astype(np.float32), bank.astype(np.float32), cv2.RANSAC, _RANSAC_PIXELS,
+        maxIters=iterations, confidence=0.995,
+    )
     if mask is None:
         return 0, 0.0
     inlier = mask.reshape(-1).astype(bool)

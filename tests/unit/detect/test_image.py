@@ -17,6 +17,7 @@ from gateway.detect import image, media_image
 from gateway.detect.image import IpImageDetector, image_frames
 from gateway.errors import InspectionError, TooLargeError, UninspectableError
 from gateway.registry import ImageBank
+from gateway.registry import index as index_module
 
 # media_samples is shared with tests/unit/registry (one index per test session)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
@@ -300,3 +301,31 @@ def test_assets_with_too_few_votes_are_skipped_without_changing_any_hit(transfor
         everything = [hit for hit in bank.match_features(features, mirrored=mirrored) if hit.inliers >= least]
         skipping = bank.match_features(features, mirrored=mirrored, min_inliers=least)
         assert [hit for hit in skipping if hit.inliers >= least] == everything
+
+
+@pytest.mark.parametrize(
+    ("votes", "needed", "iterations"),
+    [
+        (60, 40, 50),      # two thirds must be inliers: a few dozen samples find such a model
+        (100, 40, 267),
+        (40, 20, 108),
+        (200, 40, 2000),   # a small share: OpenCV's default cap, as before
+        (25, 20, 50),
+        (6, 6, 50),        # every vote must be an inlier
+        (0, 6, 2000),
+    ],
+)
+def test_ransac_stops_at_the_least_acceptable_inlier_ratio(votes: int, needed: int, iterations: int) -> None:
+    """RANSAC's stopping rule at 99.9 % for the least inlier ratio the caller accepts, within [50, 2000]."""
+    assert index_module._ransac_iterations(votes, needed) == iterations
+
+
+@pytest.mark.parametrize("transform", sorted(ms.TRANSFORMS))
+def test_per_asset_inlier_needs_match_the_constant_form(transform: str) -> None:
+    """`min_inliers` as a function of the asset gives what the constant gives for that asset's value."""
+    bank = ms.demo_index().images
+    features = media_image.local_features(ms.TRANSFORMS[transform](ms.poster()).convert("RGB"), query=True)
+    for least in (6, 20, 40):
+        assert bank.match_features(features, min_inliers=lambda _asset, n=least: n) == bank.match_features(
+            features, min_inliers=least
+        )
