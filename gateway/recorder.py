@@ -4,9 +4,10 @@
 the request is refused with a 503 and nothing goes out. The proxy uses `submit_record()`, which
 seals and queues on the caller's thread and returns a future that resolves once the event is
 durable, so the event loop awaits the commit without a worker thread blocked on it.
-`complete()` adds the outcome; `complete_nowait()` writes the decision log line and hands the
-outcome to the store without waiting (`on_error` hears of a failed write). Every event also
-produces the decision log line.
+`complete()` adds the outcome; `complete_nowait()` logs the decision line and hands the outcome to
+the store without waiting (`on_error` hears of a failed write). Every event also produces the
+decision log line; under `greenroom serve` logging only queues the rendered line for a writer
+thread (gateway.logsetup.QueuedWriter), so a blocked stdout does not stall the event loop.
 
 Fingerprints: each captured input is fingerprinted with HMAC-SHA256 under a per-deployment key
 (`<data-dir>/keys/fingerprint.key`), not a bare hash, so a short prompt cannot be recovered from
@@ -129,7 +130,8 @@ class Recorder:
     def complete_nowait(
         self, event: AuditEvent, outcome: Outcome, on_error: Callable[[BaseException], None]
     ) -> None:
-        """The decision log line now; the outcome entry with the store's next commit (never waited for)."""
+        """The decision log line now (queued, not written, under `serve`); the outcome entry with the
+        store's next commit (never waited for)."""
         self.log.complete(event, outcome)
         try:
             future = self.store.submit_complete(event, outcome)

@@ -3,7 +3,9 @@
 `AuditSink` is the seam the durable store plugs into: `record()` is called before a request is
 forwarded and must not return until the event is durable (raise to stop the request);
 `complete()` adds the outcome. `LogSink` writes the decision log: one structured JSON line per
-request, with no content in it.
+request, with no content in it, through structlog (under `greenroom serve` that queues the line for
+a writer thread: see gateway.logsetup). The log is a view for operators; the audit store is the
+record, and a line dropped because stdout was blocked is counted in a `log_lines_dropped` warning.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
-"""`greenroom serve`: run the gateway (see CONTRACT.md)."""
+"""`greenroom serve`: run the gateway (see CONTRACT.md).
+
+Its log lines (structlog's on stdout, mitmproxy's warnings on stderr) go through a queue and a writer
+thread per stream (gateway.logsetup.queued_output), so a stream that blocks never stalls the proxy;
+what is queued is written before the command returns.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from gateway.logsetup import configure_logging
+from gateway.logsetup import configure_logging, queued_output
 
 __all__ = ["register"]
 
@@ -31,17 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from addons.runner import ServeOptions, serve  # mitmproxy lives behind the addons boundary
 
-    configure_logging(args.log_level)
-    return serve(
-        ServeOptions(
-            config_dir=args.config,
-            data_dir=args.data_dir,
-            listen_host=args.listen_host,
-            listen_port=args.listen_port,
-            reverse_port=None if args.reverse_port is None else args.reverse_port,
-            admin_host=args.admin_host,
-            admin_port=args.admin_port,
-            upstream_overrides=tuple(args.upstream_override),
-            upstream_ca=args.upstream_ca,
+    with queued_output(sys.stdout) as stdout, queued_output(sys.stderr) as stderr:
+        configure_logging(args.log_level, stdout, errors=stderr)
+        return serve(
+            ServeOptions(
+                config_dir=args.config,
+                data_dir=args.data_dir,
+                listen_host=args.listen_host,
+                listen_port=args.listen_port,
+                reverse_port=None if args.reverse_port is None else args.reverse_port,
+                admin_host=args.admin_host,
+                admin_port=args.admin_port,
+                upstream_overrides=tuple(args.upstream_override),
+                upstream_ca=args.upstream_ca,
+            )
         )
-    )
