@@ -22,12 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.audit import AuditEvent, AuditStore, Outcome, StoredEvent, new_event_id, open_store
+from gateway.audit import AuditEvent, AuditStore, StoredEvent, new_event_id, open_store
+from gateway.audit.decryption import OpenedCapture, decrypt_captures
 from gateway.audit.store import AUDIT_DSN_ENV, REPLICA_ID_ENV, default_replica_id
 from gateway.config import load_config
 from gateway.config.models import Action, AuditSettings, GatewayConfig
 from gateway.decision import Decision, Reason
-from gateway.errors import AuditError, VaultError
+from gateway.errors import AuditError
 from gateway.vault import CaptureKind, Vault, master_key_provider
 
 __all__ = ["add_store_arguments", "admin_event", "open_audit", "register"]
@@ -197,32 +198,22 @@ def _show(args: argparse.Namespace) -> int:
 def _decrypt(
     store: AuditStore, vault: Vault, stored: StoredEvent, user: str | None
 ) -> tuple[list[dict[str, object]], int]:
-    """Record the decryption first (no record, no plaintext), then open each capture."""
-    started = time.perf_counter()
-    event = admin_event("audit.decrypt", stored.event.production, stored.event.id, user)
-    store.record(event)
-    inputs: list[dict[str, object]] = []
-    failures = []
-    for capture in store.captures(stored.event.id):
-        item: dict[str, object] = {
-            "kind": capture.kind.value, "location": capture.location, "content_type": capture.content_type,
-        }  # fmt: skip
-        try:
-            plaintext = vault.open(capture)
-        except VaultError as exc:
-            item["error"] = str(exc)
-            failures.append(type(exc).__name__)
-        else:
-            if capture.kind is CaptureKind.TEXT:
-                item["text"] = plaintext.decode("utf-8", "replace")
-            else:
-                item["base64"] = base64.b64encode(plaintext).decode("ascii")
-        inputs.append(item)
-    store.complete(event, Outcome(
-        status=None if failures else 200,
-        duration_ms=(time.perf_counter() - started) * 1000,
-        response_bytes=0,
-        streamed=False,
-        error=", ".join(sorted(set(failures))),
-    ))  # fmt: skip
-    return inputs, 1 if failures else 0
+    """Record the decryption first (no record, no plaintext), then open each capture; 1 if any stayed closed."""
+    record = admin_event("audit.decrypt", stored.event.production, stored.event.id, user)
+    opened = decrypt_captures(store, vault, stored.event.id, record)
+    return [_exported(o) for o in opened], 1 if any(o.error is not None for o in opened) else 0
+
+
+def _exported(opened: OpenedCapture) -> dict[str, object]:
+    """A capture as `show --decrypt` prints it: its text, its bytes in base64, or the error."""
+    capture = opened.capture
+    item: dict[str, object] = {
+        "kind": capture.kind.value, "location": capture.location, "content_type": capture.content_type,
+    }  # fmt: skip
+    if opened.plaintext is None:
+        item["error"] = str(opened.error)
+    elif capture.kind is CaptureKind.TEXT:
+        item["text"] = opened.plaintext.decode("utf-8", "replace")
+    else:
+        item["base64"] = base64.b64encode(opened.plaintext).decode("ascii")
+    return item

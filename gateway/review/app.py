@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -38,10 +39,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.approvals import Approval, ApprovalError, ApprovalStatus, ApprovalStore, NotAnApproverError
-from gateway.audit import AuditEvent, AuditStore, Outcome, StoredEvent, new_event_id
+from gateway.audit import AuditEvent, AuditStore, StoredEvent, new_event_id
+from gateway.audit.decryption import OpenedCapture, decrypt_captures
 from gateway.config.models import Action, GatewayConfig, Role, User
 from gateway.decision import Decision, Reason
-from gateway.errors import VaultError
 from gateway.report import FORMATS, build_report, render
 from gateway.vault import CaptureKind, Vault
 
@@ -200,6 +201,21 @@ def _format_ts(ts: float | None) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _signed_in(
+    page: Callable[[_Pages, Request, Session, User], Awaitable[Response]],
+) -> Callable[[_Pages, Request], Awaitable[Response]]:
+    """A page for signed-in users: it gets the session and its user; anyone else goes to the login page."""
+
+    @functools.wraps(page)
+    async def handler(pages: _Pages, request: Request) -> Response:
+        found = pages.session(request)
+        if found is None:
+            return pages.to_login(request)
+        return await page(pages, request, *found)
+
+    return handler
+
+
 class _Pages:
     def __init__(self, review: Review, env: Environment) -> None:
         self.r = review
@@ -325,11 +341,8 @@ class _Pages:
 
     # --- dashboard ------------------------------------------------------------------------------
 
-    async def dashboard(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def dashboard(self, request: Request, session: Session, user: User) -> Response:
         if not self.r.sees_events(user):
             return RedirectResponse("/approvals", status_code=303)
         try:
@@ -362,11 +375,8 @@ class _Pages:
 
     # --- events ---------------------------------------------------------------------------------
 
-    async def events(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def events(self, request: Request, session: Session, user: User) -> Response:
         if not self.r.sees_events(user):
             return self.refuse(request, session, "Your role does not include reviewing events.")
         q = request.query_params
@@ -401,21 +411,15 @@ class _Pages:
             return None
         return stored
 
-    async def event(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def event(self, request: Request, session: Session, user: User) -> Response:
         stored = self._visible_event(user, request.path_params["event_id"])
         if stored is None or not self.r.sees_events(user):
             return self.refuse(request, session, "No such event, or not one of your productions.", 404)
         return self.render(request, "event.html", session=session, s=stored, inputs=None, can_decrypt=can_review(user))
 
-    async def decrypt(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def decrypt(self, request: Request, session: Session, user: User) -> Response:
         fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
@@ -434,7 +438,6 @@ class _Pages:
 
     def _decrypt(self, stored: StoredEvent, user: str, client: str) -> tuple[list[dict[str, Any]], str]:
         """Record the decryption first (no record, no plaintext), then open each capture."""
-        started = time.perf_counter()
         record = AuditEvent(
             id=new_event_id(),
             ts=self.r.clock(),
@@ -450,48 +453,14 @@ class _Pages:
             client=client,
             decision=Decision.of([Reason("audit.decrypt", Action.NOTIFY, entity=stored.event.id, detector="review")]),
         )
-        self.r.audit.record(record)
-        inputs: list[dict[str, Any]] = []
-        failures: list[str] = []
-        for capture in self.r.audit.captures(stored.event.id):
-            item: dict[str, Any] = {
-                "location": capture.location, "content_type": capture.content_type, "size": capture.size,
-                "text": None, "error": "",
-            }  # fmt: skip
-            try:
-                plaintext = self.r.vault.open(capture)
-            except VaultError as exc:
-                item["error"] = str(exc)
-                failures.append(type(exc).__name__)
-            else:
-                if capture.kind is CaptureKind.TEXT:
-                    item["text"] = plaintext.decode("utf-8", "replace")
-                else:
-                    media = capture.content_type.split(";")[0].strip().lower()
-                    for kind, allowed in _INLINE_MEDIA.items():
-                        if media in allowed:
-                            item[kind] = f"data:{media};base64," + base64.b64encode(plaintext).decode("ascii")
-            inputs.append(item)
-        self.r.audit.complete(
-            record,
-            Outcome(
-                status=None if failures else 200,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                response_bytes=0,
-                streamed=False,
-                error=", ".join(sorted(set(failures))),
-            ),
-        )
+        inputs = [_shown(o) for o in decrypt_captures(self.r.audit, self.r.vault, stored.event.id, record)]
         _log.info("review_decrypted", user=user, event_id=stored.event.id, record=record.id, inputs=len(inputs))
         return inputs, record.id
 
     # --- approvals ------------------------------------------------------------------------------
 
-    async def approval_list(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def approval_list(self, request: Request, session: Session, user: User) -> Response:
         status = request.query_params.get("status", "")
         statuses = [s.value for s in ApprovalStatus]
         listed = self.r.visible_approvals(user, status if status in statuses else None)
@@ -506,11 +475,13 @@ class _Pages:
             return None
         return approval if self.r.sees_approval(user, approval) else None
 
-    async def approval(self, request: Request, error: str = "", status: int = 200) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def approval(self, request: Request, session: Session, user: User) -> Response:
+        return self._approval_page(request, session, user)
+
+    def _approval_page(
+        self, request: Request, session: Session, user: User, error: str = "", status: int = 200
+    ) -> Response:
         approval = self._visible_approval(user, request.path_params["approval_id"])
         if approval is None:
             return self.refuse(request, session, "No such approval request, or not one you can see.", 404)
@@ -526,11 +497,8 @@ class _Pages:
             can_see_event=scope is None or approval.production in scope,
         )  # fmt: skip
 
-    async def approval_action(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def approval_action(self, request: Request, session: Session, user: User) -> Response:
         fields = await self.form(request, session)
         if isinstance(fields, Response):
             return fields
@@ -556,7 +524,7 @@ class _Pages:
         except NotAnApproverError as exc:
             return self.refuse(request, session, str(exc))
         except (ApprovalError, ValueError) as exc:
-            return await self.approval(request, error=str(exc), status=400)
+            return self._approval_page(request, session, user, error=str(exc), status=400)
         return RedirectResponse(f"/approvals/{approval.id}", status_code=303)
 
     # --- report ---------------------------------------------------------------------------------
@@ -566,21 +534,15 @@ class _Pages:
         ids = [p.id for p in self.r.config.productions]
         return ids if scope is None else [p for p in ids if p in scope]
 
-    async def report_form(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def report_form(self, request: Request, session: Session, user: User) -> Response:
         productions = self._report_productions(user)
         if not productions:
             return self.refuse(request, session, "Your role does not include production reports.")
         return self.render(request, "report.html", session=session, productions=productions, formats=FORMATS)
 
-    async def report_download(self, request: Request) -> Response:
-        found = self.session(request)
-        if found is None:
-            return self.to_login(request)
-        session, user = found
+    @_signed_in
+    async def report_download(self, request: Request, session: Session, user: User) -> Response:
         production = request.query_params.get("production", "")
         fmt = request.query_params.get("format", "html")
         if production not in self._report_productions(user) or fmt not in FORMATS:
@@ -602,6 +564,25 @@ class _Pages:
             media_type=f"{media}; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="greenroom-{production}-{stamp}.{fmt}"'},
         )
+
+
+def _shown(opened: OpenedCapture) -> dict[str, Any]:
+    """A capture as the event page shows it: text, media the browser can play inline, or the error."""
+    capture = opened.capture
+    item: dict[str, Any] = {
+        "location": capture.location, "content_type": capture.content_type, "size": capture.size,
+        "text": None, "error": "" if opened.error is None else str(opened.error),
+    }  # fmt: skip
+    if opened.plaintext is None:
+        return item
+    if capture.kind is CaptureKind.TEXT:
+        item["text"] = opened.plaintext.decode("utf-8", "replace")
+        return item
+    media = capture.content_type.split(";")[0].strip().lower()
+    for kind, allowed in _INLINE_MEDIA.items():
+        if media in allowed:
+            item[kind] = f"data:{media};base64," + base64.b64encode(opened.plaintext).decode("ascii")
+    return item
 
 
 def _expiry(value: str) -> float | None:
