@@ -179,12 +179,8 @@ class QueuedWriter:
 
     def _write_leftovers(self) -> None:
         """Lines a writer queued while close() was stopping the thread."""
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, str):
+        while not self._queue.empty():  # the thread has ended: this is the only reader left
+            if isinstance(item := self._queue.get_nowait(), str):
                 self._stream.write(item)
 
 
