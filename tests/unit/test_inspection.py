@@ -116,6 +116,8 @@ def test_unchanged_body_is_not_reserialised(catalog: Catalog) -> None:
 
 ADDED = b'"store":false,"prompt_cache_retention":"in_memory"'
 """what the OpenAI chat endpoint's retention rewrites add to a body that sets neither."""
+MESSAGES = b'{"messages":[{"role":"user","content":"caf\xc3\xa9 \\u00e9 \\ud83c\\udfac"}]'
+"""raw UTF-8 and \\u escapes (a surrogate pair among them): re-serialising would change how they are written."""
 
 
 @pytest.mark.parametrize(
@@ -123,8 +125,7 @@ ADDED = b'"store":false,"prompt_cache_retention":"in_memory"'
     [
         (b'{ "model" : "gpt-4o",\n "messages": [] }\n',
          b'{ "model" : "gpt-4o",\n "messages": [] ,' + ADDED + b"}\n"),
-        (b'{"messages":[{"role":"user","content":"caf\xc3\xa9 \\u00e9 \\ud83c\\udfac"}],"temperature":1.50}',
-         b'{"messages":[{"role":"user","content":"caf\xc3\xa9 \\u00e9 \\ud83c\\udfac"}],"temperature":1.50,' + ADDED + b"}"),
+        (MESSAGES + b',"temperature":1.50}', MESSAGES + b',"temperature":1.50,' + ADDED + b"}"),
         (b'{}', b"{" + ADDED + b"}"),
         (b'{ }\r\n', b"{ " + ADDED + b"}\r\n"),
     ],
