@@ -120,6 +120,14 @@ def pair_diffs(runs: Sequence[dict[str, Any]], base: Sequence[dict[str, Any]], k
     return median(a[i] - b[i] for i in a.keys() & b.keys())
 
 
+def cpu_per_request(before: float | None, after: float | None, hey: dict[str, Any]) -> float | None:
+    """The system's CPU milliseconds per answered request over one cell (None for `direct`)."""
+    answered = sum((hey.get("codes") or {}).values())
+    if before is None or after is None or not answered:
+        return None
+    return (after - before) * 1000 / answered
+
+
 @dataclass
 class Cell:
     system: str
@@ -132,6 +140,8 @@ class Cell:
     x_bare: float | None = None
     x_litellm: float | None = None
     peak_rss_mb: float | None = None
+    cpu_ms: float | None = None
+    """the system's process-tree CPU time per answered request (user + system), median of the runs."""
     ok: float | None = None
     reps: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -155,6 +165,7 @@ def cell_summary(results: Sequence[dict[str, Any]], system: str, workload: str) 
     c.p99_ms = median(r.get("p99_ms") for r in runs)
     rss = [r["rss_mb"] for r in runs if r.get("rss_mb") is not None]
     c.peak_rss_mb = max(rss) if rss else None
+    c.cpu_ms = median(r.get("cpu_ms") for r in runs)
     oks = [ok_fraction(r.get("codes") or {}, r.get("errors") or 0) for r in runs]
     c.ok = median(oks)
     if system != "direct":
@@ -289,7 +300,7 @@ def evaluate_targets(cells: Sequence[Cell]) -> list[Target]:
 
 
 _HEADER = ("system", "workload", "req/s", "p50 ms", "p99 ms", "+p50 vs direct", "+p50 vs bare", "x bare",
-           "x LiteLLM", "peak RSS MB", "200s", "notes")
+           "x LiteLLM", "CPU ms/req", "peak RSS MB", "200s", "notes")
 
 
 def format_table(cells: Sequence[Cell], notes: dict[tuple[str, str], str] | None = None) -> str:
@@ -317,6 +328,7 @@ def format_table(cells: Sequence[Cell], notes: dict[tuple[str, str], str] | None
             "" if c.added_p50_bare_ms is None else f"{c.added_p50_bare_ms:+.2f}",
             "" if c.x_bare is None else f"{c.x_bare:.2f}",
             "" if c.x_litellm is None else f"{c.x_litellm:.2f}",
+            "" if c.cpu_ms is None else f"{c.cpu_ms:.2f}",
             _fmt(c.peak_rss_mb, ".0f"),
             "" if c.ok is None else f"{c.ok * 100:.0f}%",
             "; ".join(extra),
@@ -336,16 +348,14 @@ def format_targets(targets: Sequence[Target]) -> str:
 
 
 _LINE = re.compile(r":\d+\)$")
+_PREFIX = re.compile(r"\((?:[^()]*/)?(?:site-packages|lib/python3\.\d+)/")
+"""a frame's file path up to the package or standard-library module: `(…/site-packages/x/y.py` → `(x/y.py`."""
 
 
 def _frame_name(frame: str) -> str:
-    """'request (addons/greenroom.py:120)' -> 'request (addons/greenroom.py)'; site-packages paths shortened."""
-    frame = _LINE.sub(")", frame.strip())
-    for marker in ("site-packages/", "lib/python3.12/"):
-        if marker in frame:
-            head, _, tail = frame.partition("(")
-            frame = head + "(" + tail.split(marker, 1)[1]
-    return frame
+    """'request (addons/greenroom.py:120)' -> 'request (addons/greenroom.py)'; site-packages and
+    standard-library paths shortened to the module's path."""
+    return _PREFIX.sub("(", _LINE.sub(")", frame.strip()), count=1)
 
 
 def profile_tops(raw: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--only direct,bare,greenroom,litellm]
                                   [--workloads chat_c1,chat_c8,...] [--secs S] [--reps N]
-    .venv/bin/python bench/run.py --profile [--secs S]     # py-spy on Greenroom under 2 KB chat, c=8
+    .venv/bin/python bench/run.py --profile [--secs S] [--profile-workload W] [--profile-workers]  # py-spy
 
 Sets up what it needs (Debian nginx-light + hey through apt-get, LiteLLM into bench/.venv-litellm,
 a throwaway test PKI, request bodies under bench/.lab/), then for every workload and repetition
@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,19 +219,39 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     return False
 
 
-def tree_rss_mb(pid: int) -> float | None:
+def _tree(pid: int) -> list[Any] | None:
+    """A process and its living children (psutil), or None when it is gone."""
     import psutil
 
     try:
         p = psutil.Process(pid)
-        procs = [p, *p.children(recursive=True)]
+        return [p, *p.children(recursive=True)]
     except psutil.Error:
         return None
-    total = 0
+
+
+def _tree_sum(pid: int, measure: Callable[[Any], float]) -> float | None:
+    """Sum of `measure` over a process tree; processes that exit meanwhile are left out."""
+    import psutil
+
+    procs = _tree(pid)
+    if procs is None:
+        return None
+    total = 0.0
     for q in procs:
         with contextlib.suppress(psutil.Error):
-            total += q.memory_info().rss
-    return total / 2**20
+            total += measure(q)
+    return total
+
+
+def tree_rss_mb(pid: int) -> float | None:
+    total = _tree_sum(pid, lambda q: q.memory_info().rss)
+    return None if total is None else total / 2**20
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its living children (media workers included)."""
+    return _tree_sum(pid, lambda q: q.cpu_times().user + q.cpu_times().system)
 
 
 def set_affinity(pid: int, cpu: int) -> None:
@@ -481,9 +502,12 @@ def warm(lab: Lab, system: str, workload: str) -> None:
 def cell_hey(lab: Lab, system: str, workload: str, plan: Plan) -> dict[str, Any]:
     spec = HEY_SPECS[workload]
     lab.sampler.window()
+    pid = lab.procs[system].pid if system in lab.procs else None
+    cpu_before = tree_cpu_seconds(pid) if pid else None
     r = run_hey(hey_cmd(lab, system, spec["body"], spec["path"], spec["conc"], secs=plan.secs,
                         keepalive=spec.get("keepalive", True), user=spec.get("user", "text")), plan.secs + 180)
     r["rss_mb"] = lab.sampler.peak(system) if system != "direct" else None
+    r["cpu_ms"] = benchlib.cpu_per_request(cpu_before, tree_cpu_seconds(pid) if pid else None, r)
     return r
 
 
@@ -728,23 +752,7 @@ def run_bench(args: argparse.Namespace) -> int:
             for rep in range(plan.reps):
                 for s in systems:
                     upstream_cpu_for(s, lab)
-                    try:
-                        if w in HEY_SPECS:
-                            r = cell_hey(lab, s, w, plan)
-                        elif w == "text_under_image":
-                            r = cell_text_under_image(lab, s, plan)
-                        else:
-                            got = cell_scale2(lab, s, plan)
-                            if got is None:
-                                continue
-                            r = got
-                    except Exception as e:  # noqa: BLE001
-                        failures.append(f"{s}/{w}/rep{rep}: {e!r}"[:400])
-                        log(failures[-1])
-                        continue
-                    r.update(system=s, workload=w, rep=rep)
-                    results.append(r)
-                    log(_oneline(r))
+                    _run_cell(lambda s=s, w=w: _phase_a_cell(lab, s, w, plan), s, w, rep, results, failures)
         if b_work:
             bare = lab.procs.get("bare")
             if bare:
@@ -762,22 +770,10 @@ def run_bench(args: argparse.Namespace) -> int:
             for w in b_work:
                 for rep in range(plan.reps if w == "stream_ttfe" else 1):
                     for s in systems:
-                        upstream_cpu_for(s, lab)
-                        try:
-                            if w == "stream_ttfe":
-                                r = asyncio.run(_ttfe(lab, s, plan.ttfe_n))
-                            else:
-                                if s == "direct":
-                                    continue
-                                r = asyncio.run(_hold_streams(lab, s, plan.streams, plan.stream_open_timeout))
-                                time.sleep(2)
-                        except Exception as e:  # noqa: BLE001
-                            failures.append(f"{s}/{w}/rep{rep}: {e!r}"[:400])
-                            log(failures[-1])
+                        if w == "streams500" and s == "direct":
                             continue
-                        r.update(system=s, workload=w, rep=rep)
-                        results.append(r)
-                        log(_oneline(r))
+                        upstream_cpu_for(s, lab)
+                        _run_cell(lambda s=s, w=w: _phase_b_cell(lab, s, w, plan), s, w, rep, results, failures)
     finally:
         lab.sampler.stopped.set()
         for p in lab.procs.values():
@@ -805,6 +801,40 @@ def run_bench(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _phase_a_cell(lab: Lab, system: str, workload: str, plan: Plan) -> dict[str, Any] | None:
+    """One measurement against the nginx upstream (None: the workload does not apply to `system`)."""
+    if workload in HEY_SPECS:
+        return cell_hey(lab, system, workload, plan)
+    if workload == "text_under_image":
+        return cell_text_under_image(lab, system, plan)
+    return cell_scale2(lab, system, plan)
+
+
+def _phase_b_cell(lab: Lab, system: str, workload: str, plan: Plan) -> dict[str, Any]:
+    """One streaming measurement against the fake provider."""
+    if workload == "stream_ttfe":
+        return asyncio.run(_ttfe(lab, system, plan.ttfe_n))
+    r = asyncio.run(_hold_streams(lab, system, plan.streams, plan.stream_open_timeout))
+    time.sleep(2)  # let the 500 connections close before the next system opens its own
+    return r
+
+
+def _run_cell(measure: Callable[[], dict[str, Any] | None], system: str, workload: str, rep: int,
+              results: list[dict[str, Any]], failures: list[str]) -> None:
+    """Run one cell; its figures go to `results`, an exception to `failures` (the table's "Could not run")."""
+    try:
+        r = measure()
+    except Exception as e:  # noqa: BLE001 - reported with the table and in the exit code, never raised
+        failures.append(f"{system}/{workload}/rep{rep}: {e!r}"[:400])
+        log(failures[-1])
+        return
+    if r is None:
+        return
+    r.update(system=system, workload=workload, rep=rep)
+    results.append(r)
+    log(_oneline(r))
+
+
 def _oneline(r: dict[str, Any]) -> str:
     keys = ("rps", "p50_ms", "p99_ms", "rss_mb", "p99_ratio", "open_streams", "scale")
     figs = " ".join(f"{k}={r[k]:.2f}" for k in keys if isinstance(r.get(k), int | float))
@@ -817,8 +847,13 @@ def _oneline(r: dict[str, Any]) -> str:
 
 
 def run_profile(args: argparse.Namespace) -> int:
-    """py-spy (sampling) on Greenroom while hey sends 2 KB chat at c=8; prints the hottest frames."""
+    """py-spy (sampling) on Greenroom while hey sends one workload (default 2 KB chat at c=8); prints
+    the hottest frames. `--profile-workers` samples the media worker processes too (image workloads)."""
     secs = args.secs or 20
+    workload = args.profile_workload
+    spec = HEY_SPECS.get(workload)
+    if spec is None:
+        raise SystemExit(f"bench: --profile-workload must be one of {', '.join(HEY_SPECS)}")
     spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
     if not Path(spy).exists():
         raise SystemExit("bench: py-spy missing: .venv/bin/pip install py-spy (it is in the dev extra)")
@@ -831,20 +866,21 @@ def run_profile(args: argparse.Namespace) -> int:
     gr = lab.procs["greenroom"] = start_greenroom(pki, nginx.port)
     raw = LAB / "profile.txt"
     try:
-        warm(lab, "greenroom", "chat_c8")
-        # a new connection per request: Greenroom currently stalls the 6th request of a keep-alive
-        # connection (see README), which would leave the profile mostly idle
-        load = subprocess.Popen(hey_cmd(lab, "greenroom", "chat", "/v1/chat/completions", 8, secs=secs + 2,
-                                        keepalive=args.keepalive), stdout=subprocess.PIPE, text=True)
+        warm(lab, "greenroom", workload)
+        load = subprocess.Popen(hey_cmd(lab, "greenroom", spec["body"], spec["path"], spec["conc"], secs=secs + 2,
+                                        keepalive=spec.get("keepalive", True) and not args.new_connections,
+                                        user=spec.get("user", "text")),
+                                stdout=subprocess.PIPE, text=True)
         time.sleep(1)
         subprocess.run([spy, "record", "--pid", str(gr.pid), "--duration", str(int(secs)), "--rate", "250",
-                        "--format", "raw", "--output", str(raw), "--nonblocking", *(["--gil"] if args.gil else [])],
+                        "--format", "raw", "--output", str(raw), "--nonblocking",
+                        *(["--subprocesses"] if args.profile_workers else []), *(["--gil"] if args.gil else [])],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         hey_out = benchlib.parse_hey(load.communicate(timeout=secs + 120)[0])
     finally:
         gr.stop()
         nginx.stop()
-    print(f"hey during the profile: {hey_out.get('rps')} req/s, codes {hey_out.get('codes')}")
+    print(f"{workload}: hey during the profile: {hey_out.get('rps')} req/s, codes {hey_out.get('codes')}")
     tops = benchlib.profile_tops(raw.read_text())
     print("\nall frames:\n" + benchlib.format_profile(tops, args.top))
     ours = ("(addons/", "(gateway/")
@@ -870,7 +906,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, help="repetitions per cell (overrides --quick/full)")
     ap.add_argument("--profile", action="store_true", help="profile Greenroom with py-spy instead")
     ap.add_argument("--top", type=int, default=25, help="rows of the profile tables")
-    ap.add_argument("--keepalive", action="store_true", help="profile with keep-alive connections")
+    ap.add_argument("--new-connections", action="store_true", help="profile with a new connection per request")
+    ap.add_argument("--profile-workload", default="chat_c8", help="the hey workload to profile (default chat_c8)")
+    ap.add_argument("--profile-workers", action="store_true",
+                    help="sample the media worker processes too (py-spy --subprocesses)")
     ap.add_argument("--gil", action="store_true",
                     help="profile only the thread holding the GIL (where the CPU goes; waits and I/O left out)")
     args = ap.parse_args(argv)

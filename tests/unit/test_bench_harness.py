@@ -92,7 +92,7 @@ def test_median_and_percentile() -> None:
 
 def _run(system: str, rep: int, rps: float, p50: float, workload: str = "chat_c1") -> dict:
     return {"system": system, "workload": workload, "rep": rep, "rps": rps, "p50_ms": p50, "p99_ms": p50 * 2,
-            "codes": {"200": 100}, "errors": 0}
+            "codes": {"200": 100}, "errors": 0, "cpu_ms": None if system == "direct" else 1000 / rps}
 
 
 def test_ratios_are_paired_by_repetition() -> None:
@@ -124,6 +124,22 @@ def test_summarize_and_targets() -> None:
     table = benchlib.format_table(cells)
     assert table.splitlines()[0].startswith("| system | workload | req/s")
     assert "| greenroom | chat_c1 | 850 |" in table
+    assert g.cpu_ms == pytest.approx(1000 / 850) and "| 1.18 |" in table
+    assert next(c for c in cells if c.system == "direct").cpu_ms is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "codes", "cpu_ms"),
+    [
+        (10.0, 12.0, {"200": 1000}, 2.0),
+        (10.0, 12.0, {"200": 900, "403": 100}, 2.0),   # every answered request counts
+        (None, 12.0, {"200": 1000}, None),             # no process to measure (direct)
+        (10.0, 12.0, {}, None),                         # nothing answered
+    ],
+)
+def test_cpu_per_request(before: float | None, after: float | None, codes: dict, cpu_ms: float | None) -> None:
+    expected = None if cpu_ms is None else pytest.approx(cpu_ms)
+    assert benchlib.cpu_per_request(before, after, {"codes": codes}) == expected
 
 
 def test_litellm_config() -> None:
@@ -151,3 +167,19 @@ def test_profile_tops() -> None:
     assert dict(tops["inclusive"])["request (addons/greenroom.py)"] == 40  # both lines of the same function
     text = benchlib.format_profile(tops, 5)
     assert "75.0" in text and "40 samples" in text
+
+
+@pytest.mark.parametrize(
+    ("frame", "name"),
+    [
+        ("request (addons/greenroom.py:120)", "request (addons/greenroom.py)"),
+        ("f (/work/.venv/lib/python3.13/site-packages/mitmproxy/addonmanager.py:248)", "f (mitmproxy/addonmanager.py)"),
+        ("g (/root/.pyenv/versions/3.12.8/lib/python3.12/asyncio/base_events.py:9)", "g (asyncio/base_events.py)"),
+        ("h (/usr/lib/python3/dist-packages/x.py:1)", "h (/usr/lib/python3/dist-packages/x.py)"),
+        ("<lambda> (<string>:1)", "<lambda> (<string>)"),
+        ("thread (0x7f) (idle)", "thread (0x7f) (idle)"),
+    ],
+)
+def test_profile_frame_names(frame: str, name: str) -> None:
+    """py-spy frames of any Python version's standard library or site-packages shorten to the module path."""
+    assert benchlib._frame_name(frame) == name
