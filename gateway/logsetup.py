@@ -36,6 +36,12 @@ _SECRET_KEYS = frozenset({"password", "proxyauth", "authorization", "proxy-autho
 LOG_QUEUE_LINES = 10_000
 """Rendered lines that may wait for a slow stream (about 10 MB of decision lines) before lines are dropped."""
 
+_GATHER_SECONDS = 0.01
+"""After waking for a line the writer waits this long and then writes everything queued with one flush:
+under load one thread wake-up per 10 ms instead of one per request. On a busy gateway core every
+wake-up is a context switch the proxy pays for (measured: a wake per line cost the event loop more
+than rendering the line)."""
+
 _CLOSE_TIMEOUT_SECONDS = 5.0
 """How long shutdown waits for queued lines to reach a stream that is not taking them."""
 
@@ -141,22 +147,71 @@ class QueuedWriter:
         return True
 
     def _run(self) -> None:
-        while not isinstance(item := self._queue.get(), _Stop):
-            if isinstance(item, _Drained):
+        while True:
+            first = self._queue.get()
+            if isinstance(first, str):
+                time.sleep(_GATHER_SECONDS)  # let the lines of the next few milliseconds join this one
+            if not self._handle([first, *self._queued()]):
+                return
+
+    def _queued(self) -> list[str | _Drained | _Stop]:
+        """Everything queued right now (the writer thread is the only reader)."""
+        items: list[str | _Drained | _Stop] = []
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    def _handle(self, items: list[str | _Drained | _Stop]) -> bool:
+        """Write a batch in order with one flush; False when it held the stop marker.
+
+        Losses are reported at a drain marker, and after a batch whose last line got through when
+        nothing else is queued (the warning follows the lines that were kept)."""
+        unflushed, running, last_ok = 0, True, False
+        for item in items:
+            if isinstance(item, str):
+                error = self._write_line(item)
+                last_ok = error is None
+                unflushed += last_ok
+                if error is not None:
+                    self._count_failure(error)
+                continue
+            unflushed = self._flush(unflushed)
+            if isinstance(item, _Stop):
+                running = False
+            else:
                 self._report_losses()
                 item.reached.set()
-                continue
-            if (error := self._write(item)) is not None:
-                self._count_failure(error)
-            elif self._queue.empty():
-                self._report_losses()
+        self._flush(unflushed)
+        if last_ok and self._queue.empty():
+            self._report_losses()
+        return running
+
+    def _write_line(self, line: str) -> str | None:
+        """Write one line (unflushed); the name of the error if the stream raised."""
+        try:
+            self._stream.write(line)
+        except Exception as exc:  # noqa: BLE001 - the log's own thread: a broken stream loses lines, not the process
+            return type(exc).__name__
+        return None
+
+    def _flush(self, lines: int) -> int:
+        """Flush what was written; if the stream raises, those `lines` count as lost. Returns 0."""
+        if not lines:
+            return 0
+        try:
+            self._stream.flush()
+        except Exception as exc:  # noqa: BLE001 - as in _write_line
+            with self._lock:
+                self._failed += lines
+                self._error = type(exc).__name__
+        return 0
 
     def _write(self, line: str) -> str | None:
         """Write and flush one line; the name of the error if the stream raised."""
         try:
             self._stream.write(line)
             self._stream.flush()
-        except Exception as exc:  # noqa: BLE001 - the log's own thread: a broken stream loses lines, not the process
+        except Exception as exc:  # noqa: BLE001 - as in _write_line
             return type(exc).__name__
         return None
 
@@ -179,8 +234,8 @@ class QueuedWriter:
 
     def _write_leftovers(self) -> None:
         """Lines a writer queued while close() was stopping the thread."""
-        while not self._queue.empty():  # the thread has ended: this is the only reader left
-            if isinstance(item := self._queue.get_nowait(), str):
+        for item in self._queued():  # the thread has ended: this is the only reader left
+            if isinstance(item, str):
                 self._stream.write(item)
 
 

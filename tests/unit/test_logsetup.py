@@ -29,6 +29,7 @@ class GatedStream:
         self.gate = threading.Event()
         self.entered = threading.Event()
         self.forced_open = False
+        self.flushes = 0
 
     def write(self, text: str) -> int:
         self.entered.set()
@@ -37,7 +38,7 @@ class GatedStream:
         return self.text.write(text)
 
     def flush(self) -> None:
-        return None
+        self.flushes += 1
 
     def lines(self) -> list[str]:
         return self.text.getvalue().splitlines()
@@ -104,6 +105,22 @@ def test_write_and_flush_return_while_the_stream_is_blocked(gated: GatedStream) 
     gated.gate.set()
     assert writer.drain(_HANG_GUARD_SECONDS) is True
     assert gated.lines() == ["first", "second", "third"]
+    writer.close()
+
+
+@pytest.mark.parametrize("queued", [1, 50, 2000])
+def test_lines_queued_together_are_written_with_one_flush(gated: GatedStream, queued: int) -> None:
+    """What queued up while the writer was busy goes out as one batch: one flush (one wake-up of the
+    writer) for many request lines, not one each."""
+    writer = QueuedWriter(gated)
+    writer.write("first\n")
+    assert gated.entered.wait(_HANG_GUARD_SECONDS)  # the writer is busy with the first batch
+    for line in numbered(queued):
+        writer.write(line + "\n")
+    gated.gate.set()
+    assert writer.drain(_HANG_GUARD_SECONDS) is True
+    assert gated.lines() == ["first", *numbered(queued)]
+    assert gated.flushes == 2  # the first line's batch, then all the queued ones
     writer.close()
 
 
