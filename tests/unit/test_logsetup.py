@@ -124,6 +124,54 @@ def test_lines_queued_together_are_written_with_one_flush(gated: GatedStream, qu
     writer.close()
 
 
+class SteppedPauses:
+    """The writer's pauses, one at a time: the test sees each one start and lets it end."""
+
+    def __init__(self) -> None:
+        self.started = threading.Semaphore(0)
+        self.ended = threading.Semaphore(0)
+
+    def __call__(self, seconds: float) -> None:
+        self.started.release()
+        if not self.ended.acquire(timeout=_HANG_GUARD_SECONDS):
+            raise AssertionError("the test never ended a pause")
+
+    def next(self) -> None:
+        """Wait for the writer's next pause to start."""
+        assert self.started.acquire(timeout=_HANG_GUARD_SECONDS)
+
+
+def waiting_threads(writer: QueuedWriter) -> int:
+    return len(writer._queue.not_empty._waiters)  # type: ignore[attr-defined]
+
+
+def test_a_busy_writer_collects_lines_by_the_clock_and_only_an_idle_one_is_woken() -> None:
+    """While lines keep coming the writer thread polls between batches, so a write never has a waiting
+    thread to wake (no context switch on the proxy's core); once a poll finds nothing it waits again."""
+    stream, pauses = io.StringIO(), SteppedPauses()
+    writer = QueuedWriter(stream, pause=pauses)
+    writer.write("one\n")
+    pauses.next()  # woken by the first line, gathering
+    writer.write("two\n")
+    assert waiting_threads(writer) == 0
+    pauses.ended.release()
+    pauses.next()  # wrote "one" and "two", now polling by the clock
+    assert stream.getvalue() == "one\ntwo\n"
+    writer.write("three\n")
+    assert waiting_threads(writer) == 0
+    pauses.ended.release()
+    pauses.next()  # wrote "three", polling again
+    assert stream.getvalue() == "one\ntwo\nthree\n"
+    pauses.ended.release()  # this poll finds nothing: the writer goes back to waiting for a line
+    for _ in range(1000):
+        if waiting_threads(writer) == 1:
+            break
+        threading.Event().wait(0.01)
+    assert waiting_threads(writer) == 1
+    pauses.ended.release(10)  # let the close's drain through whatever pauses it meets
+    writer.close()
+
+
 @pytest.mark.parametrize(
     ("capacity", "written_while_blocked", "kept", "dropped"),
     [
