@@ -295,6 +295,26 @@ def evaluate_targets(cells: Sequence[Cell]) -> list[Target]:
     return out
 
 
+REFERENCE_BARE_RPS = (770.0, 900.0)
+"""bare mitmdump, keep-alive, one core, on this machine when it was quiet (shared/reference/mitmproxy-baseline.md)."""
+
+
+def machine_note(cells: Sequence[Cell]) -> str | None:
+    """How fast the box was during this run, from bare mitmdump's chat req/s against the reference: the
+    absolute-millisecond targets (image, first streamed event) scale with it, the ratios do not."""
+    bare = [c.rps for c in cells if c.system == "bare" and c.workload in ("chat_c1", "chat_c8", "chat_c64")
+            and c.rps]
+    if not bare:
+        return None
+    low, high = REFERENCE_BARE_RPS
+    best = max(bare)
+    if best >= low:
+        return f"machine: bare mitmdump up to {best:.0f} req/s (reference {low:.0f}-{high:.0f}): a quiet run"
+    return (f"machine: bare mitmdump up to {best:.0f} req/s against {low:.0f}-{high:.0f} when this box is quiet, "
+            f"so it ran about {low / best:.1f}x slower; the millisecond targets (image, first streamed event) "
+            "measured this run are inflated by about as much, the ratios are not")
+
+
 # ------------------------------------------------------------------------------------------------
 # table
 

@@ -791,11 +791,14 @@ def run_bench(args: argparse.Namespace) -> int:
     print(table)
     print()
     print(ttable)
+    note = benchlib.machine_note(cells)
+    if note:
+        print("\n" + note)
     if failures:
         print("\nCould not run:\n" + "\n".join(f"- {f}" for f in failures))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(
-        {"meta": meta, "runs": results, "summary": [c.as_dict() for c in cells],
+        {"meta": meta | {"machine": note}, "runs": results, "summary": [c.as_dict() for c in cells],
          "targets": [t.__dict__ | {"verdict": t.verdict} for t in targets], "table": table}, indent=1, default=str))
     print(f"\nraw results: {RESULTS / 'latest.json'}")
     return 1 if failures else 0

@@ -183,3 +183,19 @@ def test_profile_tops() -> None:
 def test_profile_frame_names(frame: str, name: str) -> None:
     """py-spy frames of any Python version's standard library or site-packages shorten to the module path."""
     assert benchlib._frame_name(frame) == name
+
+
+@pytest.mark.parametrize(
+    ("bare_rps", "says"),
+    [
+        ({"chat_c1": 611, "chat_c8": 800}, "a quiet run"),
+        ({"chat_c1": 317, "chat_c8": 240}, "about 2.4x slower"),
+        ({}, None),
+    ],
+)
+def test_machine_note(bare_rps: dict[str, float], says: str | None) -> None:
+    """The run says how slow the box was against the reference, from bare mitmdump's best chat req/s."""
+    cells = [benchlib.Cell("bare", w, rps=r) for w, r in bare_rps.items()]
+    cells.append(benchlib.Cell("greenroom", "chat_c1", rps=5000))  # not the baseline
+    note = benchlib.machine_note(cells)
+    assert (note is None) if says is None else (says in (note or ""))
