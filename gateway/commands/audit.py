@@ -31,7 +31,7 @@ from gateway.decision import Decision, Reason
 from gateway.errors import AuditError
 from gateway.vault import CaptureKind, Vault, master_key_provider
 
-__all__ = ["add_store_arguments", "admin_event", "open_audit", "register"]
+__all__ = ["add_store_arguments", "admin_event", "open_audit", "parse_since", "register"]
 
 _CSV_FIELDS = (
     "id", "ts", "user", "production", "tool", "endpoint", "capability", "method", "host", "path", "mode",
@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write events as JSON lines or CSV (never inputs)")
     add_store_arguments(export)
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl", help="output format")
-    export.add_argument("--since", type=_parse_since, help="only events at or after this ISO 8601 time")
+    export.add_argument("--since", type=parse_since, help="only events at or after this ISO 8601 time")
     export.add_argument("--production", help="only events of this production")
     export.set_defaults(handler=_export)
 
@@ -69,11 +69,14 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="configuration directory (gateway.yaml picks the store)")
 
 
-def _parse_since(value: str) -> float:
+def parse_since(value: str) -> float:
+    """A `--since` argument: an ISO 8601 date (midnight UTC) or time (UTC unless it says otherwise), as a Unix time."""
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r} (e.g. 2026-01-31T09:00Z)") from exc
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {value!r} (e.g. 2026-01-31 or 2026-01-31T09:00Z)"
+        ) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 from pathlib import Path
 
 from gateway.commands.approvals import open_workflow
-from gateway.commands.audit import open_audit
+from gateway.commands.audit import open_audit, parse_since
 from gateway.errors import ConfigError
 from gateway.report import FORMATS, build_report, render
 
-__all__ = ["parse_date", "register"]
+__all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,21 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, required=True, help="configuration directory")
     parser.add_argument("--data-dir", type=Path, default=Path("var"), help="gateway data dir (default ./var)")
     parser.add_argument("--production", required=True, help="the production id")
-    parser.add_argument("--since", type=parse_date, help="only use at or after this date/time (ISO 8601)")
+    parser.add_argument("--since", type=parse_since, help="only use at or after this date/time (ISO 8601)")
     parser.add_argument("--format", choices=FORMATS, default="md", help="output format (default md)")
     parser.add_argument("--output", type=Path, help="write to this file instead of standard output")
     parser.set_defaults(handler=_report)
-
-
-def parse_date(value: str) -> float:
-    """An ISO 8601 date (midnight UTC) or time, as a Unix time."""
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {value!r} (e.g. 2026-01-31)") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -198,9 +198,6 @@ def _format_ts(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 def _signed_in(
     page: Callable[[_Pages, Request, Session, User], Awaitable[Response]],
 ) -> Callable[[_Pages, Request], Awaitable[Response]]:

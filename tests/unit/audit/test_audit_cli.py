@@ -3,6 +3,7 @@ PostgreSQL, through `gateway.cli.main`."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -15,6 +16,7 @@ from audit_helpers import make_event, pg_dsn
 
 from gateway.audit import open_store
 from gateway.cli import main
+from gateway.commands.audit import parse_since
 from gateway.vault import CaptureKind, Vault, master_key_provider
 
 SECRET = "the secret script of Project Lantern"
@@ -280,3 +282,23 @@ def test_purge_uses_each_productions_retention_from_the_config(seeded: Seeded, t
     assert "harbor-nights: 0 capture(s) older than 365 days deleted" in out
     code, _, err = run(capsys, "keys", "purge", "--data-dir", str(seeded.data_dir))
     assert code == 2 and "--retention-days" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "unix"),
+    [
+        ("2026-01-31", 1769817600.0),                 # a date: midnight UTC
+        ("2026-01-31T09:00Z", 1769850000.0),
+        ("2026-01-31T09:00", 1769850000.0),           # no zone: UTC
+        ("2026-01-31T10:00+01:00", 1769850000.0),
+    ],
+)
+def test_since_accepts_iso_dates_and_times(value: str, unix: float) -> None:
+    """`audit export --since` and `report --since` read the same way (one parser)."""
+    assert parse_since(value) == unix
+
+
+@pytest.mark.parametrize("value", ["yesterday", "31/01/2026", ""])
+def test_since_rejects_what_is_not_iso(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match="ISO 8601"):
+        parse_since(value)
