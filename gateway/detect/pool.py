@@ -104,6 +104,21 @@ def _detect(media: tuple[MediaItem, ...], context: DetectionContext, slowest: bo
     return MediaResult(tuple(found), tuple(timings))
 
 
+def _submitted(
+    executor: ProcessPoolExecutor, items: tuple[MediaItem, ...], context: DetectionContext,
+    parts: tuple[bool | None, ...],
+) -> list[Future[MediaResult]]:
+    """Queue the detection; an executor shut down meanwhile (another request's timeout replaced the
+    workers) is a DetectionError. A RuntimeError a detector raises in a worker is not caught here: it
+    reaches the caller as itself, like any detector error."""
+    try:
+        return [executor.submit(_detect, items, context, part) for part in parts]
+    except BrokenProcessPool:  # a RuntimeError too: a dead worker, which the caller replaces
+        raise
+    except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+        raise DetectionError("media detection was interrupted while the workers were replaced") from exc
+
+
 def _ready() -> int:
     return os.getpid()
 
@@ -149,7 +164,7 @@ class MediaPool:
         items = tuple(media)
         try:
             parts: tuple[bool | None, ...] = _SPLIT if split else (None,)
-            futures: list[Future[MediaResult]] = [executor.submit(_detect, items, context, part) for part in parts]
+            futures = _submitted(executor, items, context, parts)
             deadline = time.monotonic() + self.settings.timeout_seconds
             results = [f.result(timeout=max(0.0, deadline - time.monotonic())) for f in futures]
             return MediaResult(tuple(f for r in results for f in r.findings),
@@ -162,7 +177,7 @@ class MediaPool:
         except BrokenProcessPool as exc:
             self._discard(executor, kill=True)
             raise DetectionError("a media detection worker stopped unexpectedly; workers replaced") from exc
-        except (CancelledError, RuntimeError) as exc:  # the executor was replaced under us (another timeout)
+        except CancelledError as exc:  # the executor was replaced under us (another request's timeout)
             raise DetectionError("media detection was interrupted while the workers were replaced") from exc
         finally:
             self._release(len(_SPLIT) if split else 1)
