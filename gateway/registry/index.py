@@ -288,8 +288,7 @@ def _homography_inliers(
     if len(query) < 4:
         return 0, 0.0
     _, mask = cv2.findHomography(
-        query.astype(np.float32), bank.astype(np.float32), cv2.RANSAC, _RANSAC_PIXELS,
-        maxIters=iterations, confidence=0.995,
+        query.astype(np.float32), bank.astype(np.float32), cv2.RANSAC, _RANSAC_PIXELS, maxIters=iterations
     )
     if mask is None:
         return 0, 0.0
