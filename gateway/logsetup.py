@@ -9,7 +9,8 @@ logging renders a line on the caller's thread and `write()` only queues it; one 
 stream writes what is queued and flushes, in 10 ms batches while lines keep coming. A stream that
 blocks (a stuck journald, a full pipe) then cannot stall the proxy's event loop. The queue is
 bounded: when it is full a line is dropped and counted instead of waited for, and once the writer
-catches up it writes one `log_lines_dropped` warning with the count. Leaving `queued_output` drains
+catches up it writes one `log_lines_dropped` warning with the count (under sustained overload, when
+it never catches up, at least every 10 s). Leaving `queued_output` drains
 the queue (for a bounded time). The short-lived CLI commands log to stderr directly, in order with
 what they print.
 """
@@ -43,6 +44,10 @@ coming, it sleeps this long, writes everything queued with one flush and looks a
 never wakes it (a `put` finds no waiting thread). A wake-up per line made the event loop switch to the
 writer thread while holding the GIL: in a py-spy --gil profile, `Condition.notify` of the log queue
 was 4.6 % of the gateway's GIL time at c=8."""
+
+_REPORT_AFTER_SECONDS = 10.0
+"""Losses are reported when the writer catches up (nothing queued), or once they are this old even if it never
+does: a stream that stays too slow under sustained load still gets a warning at least this often."""
 
 _CLOSE_TIMEOUT_SECONDS = 5.0
 """How long shutdown waits for queued lines to reach a stream that is not taking them."""
@@ -95,12 +100,16 @@ class QueuedWriter:
     """
 
     def __init__(
-        self, stream: TextStream, capacity: int = LOG_QUEUE_LINES, pause: Callable[[float], None] = time.sleep
+        self, stream: TextStream, capacity: int = LOG_QUEUE_LINES, pause: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stream = stream
         self._capacity = capacity
         self._pause = pause
         """how the writer thread waits between batches (a test makes its pauses observable)."""
+        self._clock = clock
+        self._losses_since = 0.0
+        """when the oldest unreported loss happened (clock time)."""
         self._queue: queue.Queue[str | _Drained | _Stop] = queue.Queue(capacity)
         self._lock = threading.Lock()
         self._dropped = 0
@@ -117,6 +126,7 @@ class QueuedWriter:
             self._queue.put_nowait(text)
         except queue.Full:
             with self._lock:
+                self._note_loss()
                 self._dropped += 1
         return len(text)
 
@@ -175,7 +185,8 @@ class QueuedWriter:
         """Write a batch in order with one flush; False when it held the stop marker.
 
         Losses are reported at a drain marker, and after a batch whose last line got through when
-        nothing else is queued (the warning follows the lines that were kept)."""
+        nothing else is queued (the warning follows the lines that were kept) or when the oldest loss
+        is `_REPORT_AFTER_SECONDS` old (a writer that never catches up still reports)."""
         unflushed, running, last_ok = 0, True, False
         for item in items:
             if isinstance(item, str):
@@ -192,9 +203,19 @@ class QueuedWriter:
                 self._report_losses()
                 item.reached.set()
         self._flush(unflushed)
-        if last_ok and self._queue.empty():
+        if last_ok and (self._queue.empty() or self._losses_overdue()):
             self._report_losses()
         return running
+
+    def _note_loss(self) -> None:
+        """Called under the lock before a loss is counted."""
+        if not self._dropped and not self._failed:
+            self._losses_since = self._clock()
+
+    def _losses_overdue(self) -> bool:
+        with self._lock:
+            pending = self._dropped or self._failed
+            return bool(pending) and self._clock() - self._losses_since >= _REPORT_AFTER_SECONDS
 
     def _write_line(self, line: str) -> str | None:
         """Write one line (unflushed); the name of the error if the stream raised."""
@@ -212,6 +233,7 @@ class QueuedWriter:
             self._stream.flush()
         except Exception as exc:  # noqa: BLE001 - as in _write_line
             with self._lock:
+                self._note_loss()
                 self._failed += lines
                 self._error = type(exc).__name__
         return 0
@@ -227,6 +249,7 @@ class QueuedWriter:
 
     def _count_failure(self, error: str) -> None:
         with self._lock:
+            self._note_loss()
             self._failed += 1
             self._error = error
 
@@ -238,6 +261,7 @@ class QueuedWriter:
             return
         if self._write(_losses_line(dropped, failed, error, self._capacity)) is not None:
             with self._lock:  # still not writable: the next line that gets through reports them
+                self._note_loss()
                 self._dropped += dropped
                 self._failed += failed
                 self._error = self._error or error

@@ -202,6 +202,43 @@ def test_a_full_queue_drops_counts_and_reports_once(
     writer.close()
 
 
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("seconds_later", "report_before_the_queued_line"),
+    [
+        pytest.param(9.0, False, id="losses 9 s old: reported once the writer catches up, after the kept line"),
+        pytest.param(10.0, True, id="losses 10 s old: reported now, though a line is still queued"),
+    ],
+)
+def test_losses_are_reported_even_when_the_writer_never_catches_up(
+    gated: GatedStream, seconds_later: float, report_before_the_queued_line: bool
+) -> None:
+    """Under sustained overload the queue is never empty after a batch; a loss older than 10 s is
+    reported anyway instead of waiting for a quiet moment that may not come."""
+    clock = ManualClock()
+    writer = QueuedWriter(gated, capacity=1, clock=clock)
+    writer.write('{"event": "first"}\n')
+    assert gated.entered.wait(_HANG_GUARD_SECONDS)  # the thread is stuck writing "first"
+    for line in numbered(3):  # the first is queued, two are dropped
+        writer.write(line + "\n")
+    clock.now += seconds_later
+    gated.gate.set()
+    assert writer.drain(_HANG_GUARD_SECONDS) is True
+    lines = gated.lines()
+    kept = numbered(1)[0]
+    assert len(losses(lines)) == 1 and losses(lines)[0]["queue_full"] == 2
+    report_at = next(i for i, line in enumerate(lines) if "log_lines_dropped" in line)
+    assert (report_at < lines.index(kept)) is report_before_the_queued_line
+    writer.close()
+
+
 @pytest.mark.parametrize(
     ("failures", "error"),
     [
