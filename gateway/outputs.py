@@ -45,7 +45,8 @@ from gateway.content.inputs import MediaItem
 from gateway.content.jsonbody import parse_json
 from gateway.content.limits import ContentLimits
 from gateway.content.location import key_label
-from gateway.content.sniff import sniff
+from gateway.content.media import media_kind
+from gateway.content.sniff import Sniffed, sniff
 from gateway.errors import TooLargeError, UninspectableError
 
 __all__ = [
@@ -285,11 +286,19 @@ def _may_carry_media(data: bytes) -> bool:
     return len(data) >= _BARE_BASE64_MIN or any(marker in data for marker in _MEDIA_MARKERS)
 
 
+def _kind(data: bytes, sniffed: Sniffed) -> OutputKind:
+    """Images by their magic; audio or video by the container's streams (a WebM voice clip has no
+    picture, an Ogg or MP3 can carry video or a cover photo: see `media_kind`)."""
+    if sniffed.kind == "image":
+        return "image"
+    return "video" if media_kind(data, sniffed.kind) == "video" else "audio"
+
+
 def _raw_item(body: bytes, media_type: str, location: str, limits: ContentLimits) -> OutputItem | None:
     """A body that is itself media (ElevenLabs audio, Stability images, downloads)."""
     sniffed = sniff(body)
     if sniffed is not None and sniffed.kind in _OUTPUT_KINDS:
-        return OutputItem(body, sniffed.kind, sniffed.mime, location)  # type: ignore[arg-type]
+        return OutputItem(body, _kind(body, sniffed), sniffed.mime, location)
     if media_type.startswith("audio/") and ("pcm" in media_type or "l16" in media_type or "basic" in media_type):
         return OutputItem(body, "audio", media_type, location)
     return None
@@ -360,7 +369,7 @@ def _classified(data: bytes, where: str, declared: str) -> OutputItem | None:
     sniffed = sniff(data)
     if sniffed is not None:
         if sniffed.kind in _OUTPUT_KINDS:
-            return OutputItem(data, sniffed.kind, sniffed.mime, where)  # type: ignore[arg-type]
+            return OutputItem(data, _kind(data, sniffed), sniffed.mime, where)
         return None
     major = declared.split("/", 1)[0]
     if major in _OUTPUT_KINDS:

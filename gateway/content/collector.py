@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Literal
 
 from gateway.errors import TooDeepError, TooLargeError, UninspectableError
@@ -218,27 +219,38 @@ class Collector:
         self.check_depth(depth, location)
         self.charge(len(data), location)
         sniffed = sniff(data)
+        if raw_audio and not _audio_container(sniffed):
+            # the protocol says raw PCM, and the provider hears these bytes as PCM: a weak signature
+            # (`\xff\xff\x00\x00` is MPEG sync, samples 0, 1 an icon header) or another format's
+            # magic at the start of a chunk is chance, not a file
+            self.add_media(data, Sniffed("audio/pcm", "audio"), declared_type, location, name)
+            return
         if sniffed is None:
-            self._add_unrecognised(data, location, depth, declared_type, name, raw_audio)
+            self._add_unrecognised(data, location, depth, declared_type, name)
             return
         if sniffed.mime == "application/zip":
             sniffed = archive.refine_zip_type(self, data, location)
+        if sniffed.kind in _AV_KINDS:
+            kind = media.probe_media(data, self.limits, location)
+            self.add_media(data, sniffed if kind == sniffed.kind else replace(sniffed, kind=kind), declared_type,
+                           location, name)
+            return
         if sniffed.mime not in _TEXT_DOCUMENTS:
             self.add_media(data, sniffed, declared_type, location, name)
         expander = _EXPANDERS.get(sniffed.mime) or _KIND_EXPANDERS.get(sniffed.kind)
         if expander is not None:
             expander(self, data, location, depth)
 
-    def _add_unrecognised(
-        self, data: bytes, location: str, depth: int, declared_type: str, name: str, raw_audio: bool
-    ) -> None:
-        if raw_audio:
-            self.add_media(data, Sniffed("audio/pcm", "audio"), declared_type, location, name)
-            return
+    def _add_unrecognised(self, data: bytes, location: str, depth: int, declared_type: str, name: str) -> None:
         text = decode_text(data)
         if text is None:
             raise UninspectableError(f"unrecognised binary content ({len(data)} bytes)", location=location)
         self.add_string(text, location, depth, request_level=False)
+
+
+def _audio_container(sniffed: Sniffed | None) -> bool:
+    """A strong audio or video signature (WAV, Ogg, FLAC, WebM, MP4...): a container even where raw PCM was said."""
+    return sniffed is not None and sniffed.strong and sniffed.kind in _AV_KINDS
 
 
 def _is_credential(key: str, value: Any) -> bool:
@@ -308,8 +320,6 @@ _EXPANDERS: dict[str, Expander] = {
     "application/vnd.rar": _unsupported,
     "application/x-ole-storage": _unsupported,
 }
-_KIND_EXPANDERS: dict[str, Expander] = {
-    "image": image.probe_image,
-    "audio": media.probe_media,
-    "video": media.probe_media,
-}
+_KIND_EXPANDERS: dict[str, Expander] = {"image": image.probe_image}
+_AV_KINDS = frozenset({"audio", "video"})
+"""probed by `media.probe_media`, which also decides between the two by the container's streams."""

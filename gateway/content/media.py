@@ -1,7 +1,8 @@
 """Audio and video through PyAV (FFmpeg bundled in its wheels): probing, PCM, sampled frames.
 
 `probe_media` runs while Inputs are gathered: it opens the container and checks its streams and
-declared duration, so an undecodable or over-long file fails early. `decode_audio` gives mono
+declared duration, so an undecodable or over-long file fails early, and it decides whether the item
+is audio or video by its streams (the signature cannot tell: see there). `decode_audio` gives mono
 float32 PCM at 16 kHz for voice checks; `sample_video_frames` gives RGB frames spaced in time for
 face and IP checks. Raw PCM (OpenAI Realtime, Gemini Live) has no container: its rate comes from
 the protocol (`audio/pcm;rate=24000`), as the sniffed type cannot tell.
@@ -21,22 +22,28 @@ from PIL import Image
 from gateway.errors import TooLargeError, UninspectableError
 
 from .failure import translated
-from .inputs import MediaItem
+from .inputs import MediaItem, MediaKind
 from .limits import ContentLimits
 
 if TYPE_CHECKING:
-    from .collector import Collector
+    pass
 
-__all__ = ["SAMPLE_RATE", "decode_audio", "probe_media", "sample_video_frames"]
+__all__ = ["SAMPLE_RATE", "decode_audio", "media_kind", "probe_media", "sample_video_frames"]
 
 SAMPLE_RATE = 16_000
 _RAW_RATE = re.compile(r"rate=(\d{3,6})")
 _DEFAULT_RAW_RATE = 24_000
 
 
-def probe_media(sink: Collector, data: bytes, location: str, depth: int) -> None:
-    """Open an audio or video container and check its streams against the limits."""
-    limits = sink.limits
+def probe_media(data: bytes, limits: ContentLimits, location: str) -> MediaKind:
+    """Open an audio or video container, check its streams against the limits, and say what it holds.
+
+    The kind comes from the streams, not the signature: WebM and Matroska are video by their magic
+    but a browser's voice recording (MediaRecorder, `audio/webm;codecs=opus`) has no picture, and an
+    Ogg, MP3 or M4A file (audio by its magic) can carry Theora/VP8 video or a cover photo. Any
+    video stream, cover art included, makes it "video" (its frames go to the face and image checks,
+    its audio to the voice check); audio only makes it "audio".
+    """
     with translated("audio/video container", location), _open(data) as container:
         if not container.streams.audio and not container.streams.video:
             raise UninspectableError("container has no audio or video stream", location=location)
@@ -44,6 +51,19 @@ def probe_media(sink: Collector, data: bytes, location: str, depth: int) -> None
             raise TooLargeError(f"media longer than {limits.max_audio_seconds} s", location=location)
         for stream in container.streams.video:
             _check_video_size(stream, limits, location)
+        return "video" if container.streams.video else "audio"
+
+
+def media_kind(data: bytes, sniffed: MediaKind) -> MediaKind:
+    """`probe_media`'s kind for a container that opens, else `sniffed` (for generated media: a file
+    that does not open is refused as uninspectable by the detectors, which decode it again)."""
+    try:
+        with _open(data) as container:
+            if container.streams.video:
+                return "video"
+            return "audio" if container.streams.audio else sniffed
+    except (av.FFmpegError, ValueError, OSError):
+        return sniffed
 
 
 def decode_audio(item: MediaItem, limits: ContentLimits) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Sniffing: what a blob of bytes is, from its magic bytes. Declared types are never trusted.
 
 `sniff(data)` answers a `Sniffed` (MIME type, media kind, and whether the signature is strong
-enough to pick a blob out of arbitrary text) or None when nothing is recognised. Text is not
+enough to pick a blob out of arbitrary text) or None when nothing is recognised. Only formats the
+decoders read are recognised as media (Pillow for images, PyAV's FFmpeg for audio and video): JPEG
+XL, OpenEXR or Radiance HDR stay unrecognised: refused as uploads (unrecognised binary), passed
+over as non-media by `provenance scan` (docs/outputs.md) rather than reported as undecodable. Text is not
 sniffed here (see `decode_text`): recognising text is a question of encodings, not signatures.
 """
 
@@ -51,6 +54,14 @@ _PREFIXES: tuple[tuple[bytes, Sniffed], ...] = (
     (b"fLaC", Sniffed("audio/flac", "audio")),
     (b"\x1a\x45\xdf\xa3", Sniffed("video/webm", "video")),
     (b"{\\rtf", Sniffed("text/rtf", "document")),
+    (b"qoif", Sniffed("image/qoi", "image")),
+    (b"DDS \x7c\x00\x00\x00", Sniffed("image/vnd.ms-dds", "image")),
+    (b"FLV\x01", Sniffed("video/x-flv", "video")),
+    (b"\x00\x00\x01\xba", Sniffed("video/mpeg", "video")),
+    (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11\xa6\xd9\x00\xaa\x00\x62\xce\x6c", Sniffed("video/x-ms-asf", "video")),
+    (b"#!AMR", Sniffed("audio/amr", "audio")),
+    (b".snd", Sniffed("audio/basic", "audio", strong=False)),
+    (b"caff\x00\x01", Sniffed("audio/x-caf", "audio")),
     (b"OTTO", Sniffed("font/otf", "other", strong=False)),
     (b"\x00\x05\x16\x07", Sniffed("application/applefile", "other", strong=False)),
     (b"\x00\x00\x00\x01Bud1", Sniffed("application/x-apple-ds-store", "other", strong=False)),
@@ -89,6 +100,9 @@ def sniff(data: bytes) -> Sniffed | None:
         or _sniff_markup(head)
         or _sniff_mpeg_audio(head)
         or _sniff_bmp(head)
+        or _sniff_small_images(head)
+        or _sniff_mpeg_ts(head)
+        or _sniff_tga(data)
         or _sniff_pdf_late(head)
     )
 
@@ -168,6 +182,46 @@ def _sniff_bmp(head: bytes) -> Sniffed | None:
     """BMP: `BM`, then the file size and two reserved zero words (weak: two letters of text)."""
     if len(head) >= 26 and head.startswith(b"BM") and head[6:10] == b"\x00\x00\x00\x00":
         return Sniffed("image/bmp", "image", strong=False)
+    return None
+
+
+_PNM = re.compile(rb"P([1-6])(?:\s|#[^\n]*\n)+\d+(?:\s|#[^\n]*\n)+\d+\s|P7\nWIDTH ")
+_PNM_PLAIN_BODY = re.compile(rb"[\d\s]*")
+
+
+def _sniff_small_images(head: bytes) -> Sniffed | None:
+    """Formats Pillow reads with short or loose signatures (weak: trusted for whole blobs only):
+    Windows icons and cursors, Netpbm (PBM/PGM/PPM/PAM), PCX."""
+    if len(head) >= 22 and head[:4] in (b"\x00\x00\x01\x00", b"\x00\x00\x02\x00") and head[4:6] != b"\x00\x00":
+        return Sniffed("image/vnd.microsoft.icon", "image", strong=False)
+    if _netpbm(head):
+        return Sniffed("image/x-portable-anymap", "image", strong=False)
+    if len(head) >= 128 and head[0] == 0x0A and head[1] in (0, 2, 3, 4, 5) and head[2] == 1 and head[3] in (1, 2, 4, 8):
+        return Sniffed("image/vnd.zbrush.pcx", "image", strong=False)
+    return None
+
+
+def _netpbm(head: bytes) -> bool:
+    """A Netpbm header; for the plain (text) variants P1-P3 also nothing but numbers after it, so
+    a text that merely starts with "P1 12 15" stays text."""
+    match = _PNM.match(head)
+    if match is None:
+        return False
+    plain = match.group(1) in (b"1", b"2", b"3")
+    return not plain or _PNM_PLAIN_BODY.fullmatch(head, match.end()) is not None
+
+
+def _sniff_mpeg_ts(head: bytes) -> Sniffed | None:
+    """MPEG transport stream: a 0x47 sync byte every 188 bytes (three packets' worth)."""
+    if len(head) >= 3 * 188 and all(head[i] == 0x47 for i in (0, 188, 376)):
+        return Sniffed("video/mp2t", "video", strong=False)
+    return None
+
+
+def _sniff_tga(data: bytes) -> Sniffed | None:
+    """TGA 2.0: its signature is the file's last 18 bytes (TGA 1.0 files have none and stay unrecognised)."""
+    if len(data) >= 44 and data[-18:] == b"TRUEVISION-XFILE.\x00":
+        return Sniffed("image/x-tga", "image", strong=False)
     return None
 
 

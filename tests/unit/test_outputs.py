@@ -7,8 +7,10 @@ import gzip
 import io
 import json
 import math
+import sys
 import wave
 import zlib
+from pathlib import Path
 
 import brotli
 import pytest
@@ -18,6 +20,9 @@ from PIL import Image
 from gateway.content.limits import ContentLimits
 from gateway.errors import TooLargeError, UninspectableError
 from gateway.outputs import OutputSSEScanner, extract_output_urls, extract_outputs
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "content"))
+from content_samples import muxed
 
 
 def _png(color: str = "red") -> bytes:
@@ -44,6 +49,8 @@ def _wav() -> bytes:
 
 MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x64" + bytes(400)
 PNG, JPEG, WAV = _png(), _jpeg(), _wav()
+WEBM_VOICE = muxed("webm", audio="libopus", rate=48_000)
+OGG_VIDEO = muxed("ogg", video="libvpx")
 PCM = bytes(range(256)) * 8
 
 
@@ -142,6 +149,11 @@ CASES = [
     ("elevenlabs raw mp3 body", "audio/mpeg", MP3, "elevenlabs", [("body", "audio", "audio/mpeg")]),
     ("elevenlabs raw pcm body", "audio/pcm", PCM, "elevenlabs", [("body", "audio", "audio/pcm")]),
     ("raw wav body", "application/octet-stream", WAV, "generic", [("body", "audio", "audio/wav")]),
+    ("raw webm voice (opus, no picture): audio", "audio/webm", WEBM_VOICE, "generic",
+     [("body", "audio", "video/webm")]),
+    ("raw ogg carrying vp8 video: video", "audio/ogg", OGG_VIDEO, "generic", [("body", "video", "audio/ogg")]),
+    ("webm voice as base64 under an audio key", "application/json", body({"audio": {"data": b64(WEBM_VOICE)}}),
+     "openai", [("body.audio.data", "audio", "video/webm")]),
     ("stability raw png body", "image/png", PNG, "stability", [("body", "image", "image/png")]),
     (
         "stability json image",

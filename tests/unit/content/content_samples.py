@@ -303,3 +303,38 @@ def multipart_body(parts: list[tuple[str, str | None, str | None, bytes, dict[st
     out += f"--{boundary}--\r\n".encode()
     quoted = f'"{boundary}"' if any(ch in boundary for ch in "()<>@,;:\\/[]?= ") else boundary
     return bytes(out), f"multipart/form-data; boundary={quoted}"
+
+
+def muxed(container_format: str, video: str | None = None, audio: str | None = None, *, rate: int = 16_000,
+          seconds: float = 1.0, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A container of `container_format` with a video stream (`video` codec, 2 fps) and/or a mono
+    audio stream (`audio` codec at `rate`), as PyAV's bundled FFmpeg writes it (streams are all added
+    before the first packet: FFmpeg writes the header then)."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as container:
+        picture = container.add_stream(video, rate=2) if video is not None else None
+        sound = container.add_stream(audio, rate=rate) if audio is not None else None
+        if picture is not None:
+            picture.width, picture.height, picture.pix_fmt = size[0], size[1], "yuv420p"
+        if sound is not None:
+            sound.layout = "mono"
+        if picture is not None:
+            for index in range(max(1, int(seconds * 2))):
+                array = np.full((size[1], size[0], 3), 60 + index * 40, dtype=np.uint8)
+                for packet in picture.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                    container.mux(packet)
+            for packet in picture.encode(None):
+                container.mux(packet)
+        if sound is not None:
+            fmt = sound.codec_context.format.name
+            step = sound.codec_context.frame_size or 1024
+            samples = tone(seconds, rate)
+            for start in range(0, len(samples), step):
+                frame = _audio_frame(samples[start : start + step], fmt, rate)
+                frame.pts = start
+                frame.time_base = Fraction(1, rate)
+                for packet in sound.encode(frame):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return buffer.getvalue()

@@ -250,6 +250,24 @@ WS_CARRIERS = [
             {"type": "input_audio", "audio": b64(wav(0.1))}]}},
         "ws.item.content[0].audio", "audio/wav", id="openai-realtime-input-audio-wav",
     ),
+    # raw PCM chunks whose first samples happen to look like another format's magic stay PCM
+    *[
+        pytest.param(
+            {"type": "input_audio_buffer.append", "audio": b64(start + pcm16(0.1)[len(start):])},
+            "ws.audio", "audio/pcm", id=f"openai-realtime-pcm-starting-like-{label}",
+        )
+        for label, start in [
+            ("mpeg-sync (samples -1, 0)", b"\xff\xff\x00\x00"),
+            ("an-icon (samples 0, 1, 5)", b"\x00\x00\x01\x00\x05\x00"),
+            ("gzip (sample -29921)", b"\x1f\x8b"),
+            ("a-bmp", b"BM" + bytes(4) + b"\x00\x00\x00\x00"),
+        ]
+    ],
+    pytest.param(
+        {"realtimeInput": {"audio": {"mimeType": "audio/pcm;rate=16000",
+                                     "data": b64(b"\xff\xff\x00\x00" + pcm16(0.1, 16_000)[4:])}}},
+        "ws.realtimeInput.audio.data", "audio/pcm", id="gemini-live-pcm-starting-like-mpeg-sync",
+    ),
 ]
 
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from content_samples import animated, encoded_audio, image, jpeg_rotated, mp4, pcm16, png, wav
+from content_samples import animated, encoded_audio, image, jpeg_rotated, mp4, muxed, pcm16, png, wav
 from PIL import Image, ImageOps
 
 from gateway.content import (
@@ -47,6 +47,12 @@ IMAGES = [
     pytest.param(animated("PNG", 3), "image/png", 3, id="apng-every-frame"),
     pytest.param(animated("WEBP", 3), "image/webp", 3, id="webp-every-frame"),
     pytest.param(tiff_pages(4), "image/tiff", 4, id="tiff-every-page"),
+    pytest.param(image("ICO", (32, 32)), "image/vnd.microsoft.icon", 1, id="ico"),
+    pytest.param(image("PPM"), "image/x-portable-anymap", 1, id="ppm"),
+    pytest.param(image("TGA"), "image/x-tga", 1, id="tga-2.0"),
+    pytest.param(image("QOI"), "image/qoi", 1, id="qoi"),
+    pytest.param(image("DDS"), "image/vnd.ms-dds", 1, id="dds"),
+    pytest.param(image("PCX"), "image/vnd.zbrush.pcx", 1, id="pcx"),
 ]
 
 
@@ -57,6 +63,52 @@ def test_every_frame_of_every_image_format(data: bytes, sniffed: str, frames: in
     decoded = decode_image_frames(item, LIMITS)
     assert len(decoded) == frames
     assert {frame.mode for frame in decoded} == {"RGB"}
+
+
+CONTAINERS = [
+    # (container, video codec, audio codec, audio rate) -> the kind its streams make it, the sniffed type
+    pytest.param(("webm", None, "libopus", 48_000), "audio", "video/webm", id="webm voice clip (MediaRecorder)"),
+    pytest.param(("matroska", None, "flac", 16_000), "audio", "video/webm", id="matroska audio only"),
+    pytest.param(("webm", "libvpx", None, 0), "video", "video/webm", id="webm video"),
+    pytest.param(("ogg", "libvpx", None, 0), "video", "audio/ogg", id="ogg carrying vp8 video"),
+    pytest.param(("ogg", None, "libopus", 48_000), "audio", "audio/ogg", id="ogg opus"),
+    pytest.param(("flv", "flv", None, 0), "video", "video/x-flv", id="flv"),
+    pytest.param(("mpegts", "mpeg2video", "mp2", 48_000), "video", "video/mp2t", id="mpeg transport stream"),
+    pytest.param(("vob", "mpeg2video", None, 0), "video", "video/mpeg", id="mpeg program stream"),
+    pytest.param(("asf", "wmv2", None, 0), "video", "video/x-ms-asf", id="asf/wmv"),
+    pytest.param(("au", None, "pcm_s16be", 16_000), "audio", "audio/basic", id="sun au"),
+    pytest.param(("caf", None, "pcm_s16le", 16_000), "audio", "audio/x-caf", id="core audio format"),
+    pytest.param(("avi", "mpeg4", "pcm_s16le", 16_000), "video", "video/x-msvideo", id="avi with sound"),
+]
+
+
+@pytest.mark.parametrize(("spec", "kind", "sniffed"), CONTAINERS)
+def test_audio_or_video_is_decided_by_the_streams(spec: tuple, kind: str, sniffed: str) -> None:
+    """The signature cannot tell a voice clip in WebM from a video, or video in Ogg from audio: the
+    streams decide. Audio is decoded for the voice check; video frames are sampled for the face and
+    image checks (and a video's sound for the voice check)."""
+    container, video, audio, rate = spec
+    item = item_of(muxed(container, video, audio, rate=rate or 16_000))
+    assert (item.kind, item.sniffed_type) == (kind, sniffed)
+    if video is not None:
+        assert len(sample_video_frames(item, LIMITS)) >= 1
+    if audio is not None:
+        assert len(decode_audio(item, LIMITS)) > 0
+
+
+@pytest.mark.parametrize(
+    ("data", "media"),
+    [
+        pytest.param(b"P3\n# two pixels\n2 1\n255\n255 0 0 0 255 0\n", ["image/x-portable-anymap"], id="plain ppm"),
+        pytest.param(b"P1 2 2\n0 1\n1 0\n", ["image/x-portable-anymap"], id="plain pbm"),
+        pytest.param(b"P1 12 15 notes for the scene", [], id="text starting like a pbm header"),
+        pytest.param(b"P3 100 200 is the plan\n", [], id="text starting like a ppm header"),
+    ],
+)
+def test_plain_netpbm_is_an_image_and_look_alike_text_stays_text(data: bytes, media: list[str]) -> None:
+    inputs = extract_inputs(RequestContent("POST", "/", body=data, content_type="application/octet-stream"), LIMITS)
+    assert [item.sniffed_type for item in inputs.media] == media
+    assert len(inputs.texts) == (0 if media else 1)
 
 
 def test_exif_orientation_is_applied() -> None:
