@@ -41,7 +41,7 @@ from PIL import Image, ImageOps
 from gateway.content.image import decode_image_frames
 from gateway.content.inputs import MediaItem
 from gateway.content.limits import ContentLimits
-from gateway.content.media import SAMPLE_RATE, decode_audio
+from gateway.content.media import SAMPLE_RATE, decode_audio, media_kind
 from gateway.content.sniff import sniff
 from gateway.detect.media_guard import guarded
 from gateway.detect.media_image import dihedral_hashes, local_features, perceptual_hash
@@ -453,8 +453,10 @@ def fingerprint_media(
     sniffed = sniff(data)
     if sniffed is None or sniffed.kind not in ("image", "audio", "video"):
         return None
-    media = MediaItem(data, sniffed.kind, sniffed.mime, sniffed.mime, location)
-    return _fingerprint(media, sniffed.kind, recorded=recorded, limits=limits)
+    kind: OutputKind = "image" if sniffed.kind == "image" else (
+        "video" if media_kind(data, sniffed.kind) == "video" else "audio")
+    media = MediaItem(data, kind, sniffed.mime, sniffed.mime, location)
+    return _fingerprint(media, kind, recorded=recorded, limits=limits)
 
 
 def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputFingerprint | None:
@@ -484,7 +486,7 @@ def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputF
     images: list[ImageHash] = []
     audio: AudioFingerprint | None = None
     kind: OutputKind = "audio"
-    if sniffed.kind == "video" and _has_video(path, location):
+    if _has_video(path, location):  # by the streams: an Ogg or MP3 can carry video or a cover picture
         kind = "video"
         for number, (seconds, frame) in enumerate(sampled_frames(path, limits, location)):
             images += image_hashes(frame, recorded=False, prefix=f"frame {number} @{seconds:.1f}s ")

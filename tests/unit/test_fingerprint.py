@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import av
 import numpy as np
@@ -22,12 +24,17 @@ from gateway.fingerprint import (
     AudioFingerprinter,
     audio_distance,
     fingerprint_audio,
+    fingerprint_file,
     fingerprint_media,
     fingerprint_output,
     pdq_distance,
     trim_borders,
 )
 from gateway.outputs import OutputItem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "content"))
+from content_samples import muxed
+
 from gateway.provenance import AUDIO_THRESHOLD, PDQ_THRESHOLD
 
 # --- generated media (shared with test_provenance) -------------------------------------------------
@@ -320,6 +327,28 @@ def test_video_frames_and_soundtrack_are_fingerprinted() -> None:
     for frame in range(4):
         own = [h for h in query.images if h.variant.startswith(f"frame {3 - frame} ")]
         assert min(pdq_distance(a.bits, wholes[frame].bits) for a in own) <= PDQ_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "frames"),
+    [
+        pytest.param(("webm", None, "libopus", 48_000), "audio", 0, id="webm voice clip: audio"),
+        pytest.param(("ogg", "libvpx", None, 0), "video", 2, id="ogg carrying vp8: video"),
+        pytest.param(("ogg", None, "libopus", 48_000), "audio", 0, id="ogg opus: audio"),
+    ],
+)
+def test_audio_or_video_by_the_streams_in_bytes_and_files(tmp_path, spec: tuple, kind: str, frames: int) -> None:
+    """`provenance scan` fingerprints what a file holds, whatever its magic says (WebM is video by its
+    magic, Ogg audio)."""
+    container, video, audio, rate = spec
+    data = muxed(container, video, audio, rate=rate or 16_000, seconds=1.0, size=(320, 240))
+    path = tmp_path / "clip"
+    path.write_bytes(data)
+    limits = ContentLimits(video_sample_seconds=0.5)
+    for found in (fingerprint_media(data, limits=limits), fingerprint_file(path, limits)):
+        assert found is not None and found.kind == kind
+        assert len({h.variant.split(" @")[0] for h in found.images}) == frames
+        assert (found.audio is not None) == (audio is not None)
 
 
 def test_borders_are_trimmed_only_when_there_are_borders() -> None:
