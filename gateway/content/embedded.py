@@ -45,6 +45,13 @@ _B64_WHOLE = re.compile(rf"[{_B64_CHARS}\s]+=*\s*")
 _WHITESPACE = re.compile(r"\s+")
 _URLSAFE = str.maketrans("-_", "+/")
 _MIN_BLOB_CHARS = 24
+_HEAD_CHARS = 128
+"""base64 characters decoded to look for a signature: 96 bytes, 54 after three layers of base64."""
+_MAX_LAYERS = 3
+_MIN_HEX_CHARS = 160
+"""a hex run shorter than this (80 bytes; a SHA-512 digest is 128 characters) is never a file."""
+_HEX_RUN = re.compile(r"[0-9A-Fa-f]+")
+_HEX_KINDS = frozenset({"image", "audio", "video", "document"})
 
 # Base64 spellings of strong signatures, to find a blob that starts inside a longer run.
 _B64_MAGIC = re.compile(
@@ -190,11 +197,50 @@ def _blob_in_run(run: str, offset: int, max_bytes: int, location: str) -> Blob |
 
 
 def _recognised_blob(run: str, start: int, end: int, max_bytes: int, location: str) -> Blob | None:
-    """Decode `run` only when its first bytes carry a strong signature (cheap to reject)."""
-    head = _WHITESPACE.sub("", run[:64])[:32]
-    head_bytes = decode_base64(head[: len(head) // 4 * 4], max_bytes, location, lenient=True)
-    sniffed = sniff(head_bytes)
-    if sniffed is None or not sniffed.strong:
-        return None
+    """Decode `run` only when its first bytes carry a strong signature (cheap to reject).
+
+    The run may also be hex (`89504e47...`), or base64 of base64 up to `_MAX_LAYERS` deep (a way to
+    slip a file past a check that decodes once): the head is decoded layer by layer while it stays
+    base64 text, and the whole run only once a layer starts with a strong signature.
+    """
+    head = _WHITESPACE.sub("", run[:_HEAD_CHARS])
+    if len(run) >= _MIN_HEX_CHARS and _HEX_RUN.fullmatch(head):
+        blob = _hex_blob(run, start, end, max_bytes, location)
+        if blob is not None:
+            return blob
+    for layers in range(1, _MAX_LAYERS + 1):
+        head_bytes = decode_base64(head[: len(head) // 4 * 4], max_bytes, location, lenient=True)
+        sniffed = sniff(head_bytes)
+        if sniffed is not None and sniffed.strong:
+            return Blob(start, end, _decoded_layers(run, layers, max_bytes, location), "")
+        head = head_bytes.decode("ascii", "replace")
+        if sniffed is not None or len(head) < _MIN_BLOB_CHARS or not _B64_WHOLE.fullmatch(head):
+            return None
+    return None
+
+
+def _decoded_layers(run: str, layers: int, max_bytes: int, location: str) -> bytes:
     data = decode_base64(run, max_bytes, location, lenient=True)
-    return Blob(start, end, data, "")
+    for _ in range(layers - 1):
+        try:
+            text = data.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise UninspectableError("nested base64 is not base64 throughout", location=location) from exc
+        data = decode_base64(text, max_bytes, location, lenient=True)
+    return data
+
+
+def _hex_blob(run: str, start: int, end: int, max_bytes: int, location: str) -> Blob | None:
+    """A long hex run whose first bytes carry a strong signature of media or a document (not of a
+    bare compressed stream: `1f8b` opens one hex digest in 65,536, an image never does)."""
+    compact = "".join(run.split())
+    sniffed = sniff(bytes.fromhex(compact[:_HEAD_CHARS // 2 * 2]))
+    if sniffed is None or not sniffed.strong or sniffed.kind not in _HEX_KINDS:
+        return None
+    if len(compact) // 2 > max_bytes:
+        raise TooLargeError(f"hex item decodes past {max_bytes} bytes", location=location)
+    if len(compact) % 2 or not _HEX_RUN.fullmatch(compact):
+        return None
+    return Blob(start, end, bytes.fromhex(compact), "")
+
+

@@ -461,3 +461,38 @@ def test_base64_wrapped_in_any_whitespace_decodes_to_the_same_bytes(wrapping: st
     encoded = base64.b64encode(data).decode()
     wrapped = wrapping.join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
     assert decode_base64(wrapped, 1 << 20, "body") == data
+
+
+def _b64_layers(data: bytes, layers: int) -> str:
+    for _ in range(layers):
+        data = base64.b64encode(data)
+    return data.decode()
+
+
+def _texts(inputs: Inputs) -> list[str]:
+    return [item.text for item in inputs.texts]
+
+
+@pytest.mark.parametrize(
+    ("value", "media"),
+    [
+        pytest.param(_b64_layers(PNG, 2), ["image/png"], id="base64 of base64"),
+        pytest.param(_b64_layers(PNG, 3), ["image/png"], id="base64 three layers deep"),
+        pytest.param("see: " + _b64_layers(PNG, 2) + " thanks", ["image/png"], id="base64 of base64 inside prose"),
+        pytest.param(PNG.hex(), ["image/png"], id="hex"),
+        pytest.param(PNG.hex().upper(), ["image/png"], id="upper-case hex"),
+        pytest.param("bytes: " + PNG.hex() + " end", ["image/png"], id="hex inside prose"),
+        pytest.param(_b64_layers(PNG.hex().encode(), 1), [], id="base64 of hex: not followed (text to a model)"),
+        pytest.param("f" * 200, [], id="long hex without a signature"),
+        pytest.param("1f8b" + "0" * 156, [], id="hex opening like gzip: a digest, not a file"),
+        pytest.param("ab" * 64, [], id="sha-512-sized hex"),
+        pytest.param(_b64_layers(b"plain words, not a file at all " * 4, 2), [], id="base64 of base64 of text"),
+    ],
+)
+def test_files_wrapped_in_more_than_one_encoding_are_unwrapped(value: str, media: list[str]) -> None:
+    """A file hidden under two or three layers of base64, or spelled in hex, is decoded like one
+    base64 layer; runs that open with no file signature stay text."""
+    inputs = extract_inputs(json_request({"messages": [{"role": "user", "content": value}]}), LIMITS)
+    assert [item.sniffed_type for item in inputs.media] == media
+    if not media:
+        assert _texts(inputs) != []
