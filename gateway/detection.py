@@ -23,6 +23,7 @@ import structlog
 from gateway.config import LoadedConfig
 from gateway.config.models import Capability, Production
 from gateway.content import ContentLimits, Inputs
+from gateway.content.unescape import UNESCAPED, without_suffix
 from gateway.decision import Reason
 from gateway.detect.finding import DetectionContext, Detector, Finding
 from gateway.detect.pool import MediaPool, PoolSettings
@@ -49,6 +50,7 @@ class Detection:
         found: list[Finding] = []
         for detector in self.text:
             found += self._timed(detector, inputs, context)
+        found = without_echoes(found)
         if not inputs.media:
             return found
         if self.pool is None:
@@ -81,6 +83,18 @@ class Detection:
     def _observe(self, name: str, ms: float) -> None:
         if self.metrics is not None:
             self.metrics.observe_ms("greenroom_detector_ms", "time per detector per request", ms, detector=name)
+
+
+def without_echoes(found: list[Finding]) -> list[Finding]:
+    """Drop a finding in an unescaped variant of a text (`gateway.content.unescape`) when the same
+    kind and entity were found in the text as sent: there it can be redacted in place, and the
+    variant only repeats it. What only the decoding revealed stays (and cannot be redacted in place:
+    redaction refuses it, which blocks)."""
+    if not any(f.location.endswith(UNESCAPED) for f in found):
+        return found
+    originals = {(f.kind, f.entity, f.location) for f in found if not f.location.endswith(UNESCAPED)}
+    return [f for f in found
+            if not f.location.endswith(UNESCAPED) or (f.kind, f.entity, without_suffix(f.location)) not in originals]
 
 
 def load_detection(loaded: LoadedConfig, data_dir: Path, limits: ContentLimits,

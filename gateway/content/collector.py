@@ -26,6 +26,7 @@ from .jsonbody import ParsedJson, parse_json
 from .limits import ContentLimits
 from .location import key_label
 from .sniff import Sniffed, decode_text, sniff
+from .unescape import UNESCAPED, unescaped
 
 __all__ = ["Collector"]
 
@@ -94,9 +95,16 @@ class Collector:
     # -- leaves ----------------------------------------------------------------------------------
 
     def add_text(self, text: str, location: str) -> None:
+        """A text, and beside it (at `location#unescaped`) the same text with its percent-escapes,
+        HTML character references and `\\uXXXX` escapes decoded, when it has any: a model reads
+        `Eileen%20Collins` or `&#69;ileen` as the name, so the detectors must too."""
         if text.strip():
             self._admit(location)
             self._texts.append(TextItem(text, location))
+            decoded = unescaped(text)
+            if decoded is not None and decoded.strip():
+                self._admit(location)
+                self._texts.append(TextItem(decoded, location + UNESCAPED))
 
     def add_reference(self, kind: Literal["url", "file_id"], value: str, location: str) -> None:
         key = (kind, value, location)

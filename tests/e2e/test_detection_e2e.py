@@ -107,3 +107,39 @@ def test_documentary_holds_personal_data(gateway: GatewayProcess, fake: FakeProv
     assert "pii.email" in str(refused.value)
     assert refused.value.response.headers["X-Greenroom-Decision"] == "hold"
     assert not fake.records("api.openai.com")
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["Eileen%20Collins as the lead", "&#69;ileen Collins as the lead", "Eileen&nbsp;Collins as the lead",
+     "Eileen\\u0020Collins as the lead", "%2545ileen%2520Collins as the lead"],
+    ids=["percent-escaped", "html character reference", "html entity", "backslash-u escape", "escaped twice"],
+)
+def test_escaped_names_are_read_as_a_model_reads_them(
+    gateway: GatewayProcess, fake: FakeProviderProcess, prompt: str
+) -> None:
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        sdk(gateway, ALICE).images.generate(model="gpt-image-1", prompt=prompt)
+    assert "likeness.name" in str(refused.value)
+    assert not fake.records("api.openai.com")
+
+
+def test_redaction_still_works_beside_an_escape(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+    """Text with an escape in it (`R&amp;D`) gets an unescaped copy for the detectors; what is found in
+    both is redacted in the text as sent, not refused as unredactable."""
+    secret = "Email mara@example.com about R&amp;D on Project Lantern."
+    answer = sdk(gateway, BOB, **{"x-fake-echo": "1"}).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": secret}])
+    sent = fake.records("api.openai.com")[-1].body.decode()
+    assert "mara@example.com" not in sent and "[EMAIL_1]" in sent and "R&amp;D" in sent
+    assert answer.choices[0].message.content == f"You said: {secret}"
+
+
+def test_personal_data_only_an_escape_hides_is_not_sent(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
+    """An e-mail address written `mara%40example.com` cannot be redacted in place: it is refused."""
+    before = len(fake.records("api.openai.com"))
+    with pytest.raises(openai.APIStatusError) as refused:
+        sdk(gateway, BOB).chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "write to mara%40example.com today"}])
+    assert refused.value.response.headers["X-Greenroom-Decision"] == "block"
+    assert len(fake.records("api.openai.com")) == before
