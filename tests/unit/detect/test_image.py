@@ -52,6 +52,8 @@ def test_unrelated_image_is_not_matched(detector: IpImageDetector, negative: str
         ("rotate_90", "pdq"),
         ("crop_center_25", "orb"),
         ("mirror_crop_10", "mirrored orb"),
+        ("negative", "negative pdq"),
+        ("negative_crop_3", "negative orb"),
     ],
 )
 def test_detail_names_the_stage_not_content(detector: IpImageDetector, transform: str, stage: str) -> None:

@@ -163,6 +163,8 @@ TRANSFORMS: dict[str, Transform] = {
     "blur": lambda im: im.filter(ImageFilter.GaussianBlur(2)),
     "screenshot": screenshot,
     "collage_tile": collage,
+    "negative": lambda im: ImageOps.invert(im.convert("RGB")),
+    "negative_crop_3": lambda im: ImageOps.invert(crop_center(im, 0.03).convert("RGB")),
 }
 
 
