@@ -163,6 +163,8 @@ TRANSFORMS: dict[str, Transform] = {
     "blur": lambda im: im.filter(ImageFilter.GaussianBlur(2)),
     "screenshot": screenshot,
     "collage_tile": collage,
+    "rotate_45_expand": lambda im: im.rotate(45, Image.BILINEAR, expand=True, fillcolor="white"),
+    "rotate_135_expand": lambda im: im.rotate(135, Image.BILINEAR, expand=True, fillcolor="white"),
     "negative": lambda im: ImageOps.invert(im.convert("RGB")),
     "negative_crop_3": lambda im: ImageOps.invert(crop_center(im, 0.03).convert("RGB")),
 }
