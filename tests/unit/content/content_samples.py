@@ -241,19 +241,23 @@ def encoded_audio(kind: str, seconds: float = 1.0) -> bytes:
     with av.open(buffer, "w", format=container_format) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.layout = "mono"
-        samples = tone(seconds, rate)
-        fmt = stream.codec_context.format.name
-        step = 1024
-        for start in range(0, len(samples), step):
-            chunk = samples[start : start + step]
-            frame = _audio_frame(chunk, fmt, rate)
-            frame.pts = start
-            frame.time_base = Fraction(1, rate)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+        _mux_tone(container, stream, seconds, rate, step=1024)
     return buffer.getvalue()
+
+
+def _mux_tone(container: av.container.OutputContainer, stream: av.AudioStream, seconds: float, rate: int,
+              step: int) -> None:
+    """`tone(seconds, rate)` encoded into `stream` in frames of `step` samples, then flushed."""
+    fmt = stream.codec_context.format.name
+    samples = tone(seconds, rate)
+    for start in range(0, len(samples), step):
+        frame = _audio_frame(samples[start : start + step], fmt, rate)
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def _audio_frame(chunk: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
@@ -326,15 +330,5 @@ def muxed(container_format: str, video: str | None = None, audio: str | None = N
             for packet in picture.encode(None):
                 container.mux(packet)
         if sound is not None:
-            fmt = sound.codec_context.format.name
-            step = sound.codec_context.frame_size or 1024
-            samples = tone(seconds, rate)
-            for start in range(0, len(samples), step):
-                frame = _audio_frame(samples[start : start + step], fmt, rate)
-                frame.pts = start
-                frame.time_base = Fraction(1, rate)
-                for packet in sound.encode(frame):
-                    container.mux(packet)
-            for packet in sound.encode(None):
-                container.mux(packet)
+            _mux_tone(container, sound, seconds, rate, step=sound.codec_context.frame_size or 1024)
     return buffer.getvalue()
