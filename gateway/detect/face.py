@@ -5,7 +5,8 @@
          + [Finding(kind="face_unidentifiable", entity="")] a face too small (or one too many) to identify
 
 Pipeline (dlib, CC0 models; never the 68-point model): HOG detection at ≤1024 px (upsample 0, then
-more when nothing was found, then the image turned by 90°/180°/270°), 5-point landmarks and the ResNet
+more when nothing was found, then other views: see media_face; when faces were found upright but
+none is registered talent, the right-angle turns as well), 5-point landmarks and the ResNet
 128-d embedding (dlib's network, evaluated in numpy: see media_face) on the full-resolution frame,
 Euclidean distance to every reference photo. Frames come from `image.image_frames`: an item is
 decoded once for this detector and the IP image detector. Detections scoring under
@@ -31,7 +32,7 @@ from gateway.registry import FaceBank
 
 from .finding import DetectionContext, Finding
 from .image import image_frames
-from .media_face import FaceBox, FaceModel
+from .media_face import FaceBox, FaceModel, FaceSearch
 from .media_guard import guarded
 
 __all__ = ["FaceDetector"]
@@ -89,10 +90,25 @@ class FaceDetector:
         return findings
 
     def faces_in(self, image: Image.Image) -> list[_Face]:
-        """Every identified or unidentifiable face in one image."""
+        """Every identified or unidentifiable face in one image.
+
+        When faces were found upright but none is registered talent, the right-angle turns are
+        searched too (~75 ms at 1 MP): otherwise a stranger's face upright beside a talent's face
+        turned on its side would end the search before the talent's face was seen.
+        """
         search = self.model.find(
             image, upsample_retry=self.upsample_retry, rotations=self.rotations, min_score=self.min_detection_score
         )
+        results = self._faces(search)
+        if not (self.rotations and search.upright and search.boxes) or _identified(results):
+            return results
+        for turned in self.model.turned(image, min_score=self.min_detection_score):
+            results += self._faces(turned)
+            if _identified(results):
+                break
+        return results
+
+    def _faces(self, search: FaceSearch) -> list[_Face]:
         boxes = search.boxes
         pixels: np.ndarray | None = None
         results = []
@@ -118,6 +134,10 @@ class FaceDetector:
             return None
         verdict = "match" if distance <= self.match_distance else "review"
         return _Face("face", talent, 1.0 - distance, f"face {box.size}px, distance {distance:.2f}, {verdict}")
+
+
+def _identified(results: list[_Face]) -> bool:
+    return any(face.kind == "face" for face in results)
 
 
 def _keep_best(best: dict[tuple[str, str], _Face], face: _Face) -> None:

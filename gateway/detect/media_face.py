@@ -55,6 +55,7 @@ _DETECT_SIDE = 1024
 _ROTATED_SIDE = 512
 _DIAGONAL_BASE_SIDE = 768
 _FILL = (255, 255, 255)
+_RIGHT_ANGLES = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_180)
 _MAX_UPSAMPLE = 3
 _LANDMARKS = "shape_predictor_5_face_landmarks.dat"
 _ENCODER = "dlib_face_recognition_resnet_model_v1.dat"
@@ -96,6 +97,8 @@ class FaceSearch:
 
     image: Image.Image
     boxes: list[FaceBox]
+    upright: bool = True
+    """found in the image as given (not turned, not inverted)."""
 
 
 class FaceModel:
@@ -137,8 +140,18 @@ class FaceModel:
         for view, side in _other_views(rgb):
             boxes = self._detect(view, side, (0,), min_score)
             if boxes:
-                return FaceSearch(view, boxes)
+                return FaceSearch(view, boxes, upright=False)
         return FaceSearch(rgb, [])
+
+    def turned(self, image: Image.Image, *, min_score: float = 0.25) -> Iterator[FaceSearch]:
+        """The faces of `image` turned by 90°, 270° and 180° (at ≤512 px), one turn at a time, for
+        the turns that have any: for a caller that found faces upright but none it was looking for."""
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        for turn in _RIGHT_ANGLES:
+            turned = rgb.transpose(turn)
+            boxes = self._detect(turned, _ROTATED_SIDE, (0,), min_score)
+            if boxes:
+                yield FaceSearch(turned, boxes, upright=False)
 
     def _upright(self, image: Image.Image, upsample_retry: bool, min_score: float) -> list[FaceBox]:
         longest = max(image.size)
@@ -175,7 +188,7 @@ def _other_views(rgb: Image.Image) -> Iterator[tuple[Image.Image, int]]:
     (turning the full-resolution photo by 45° would cost more than looking at it; at ≤512 px a face
     the detector finds can be too small to identify) and keep its canvas:
     a photo someone turned by 45° sits upright inside it again, at a size the detector can see."""
-    for turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_180):
+    for turn in _RIGHT_ANGLES:
         yield rgb.transpose(turn), _ROTATED_SIDE
     base, _ = _detection_copy(rgb, _DIAGONAL_BASE_SIDE)
     for angle in (45, -45, 135, -135):

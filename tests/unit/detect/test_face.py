@@ -4,6 +4,7 @@ reported as unidentifiable; images without a face give nothing; distances map to
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dlib
@@ -14,7 +15,7 @@ from PIL import Image
 from gateway.content import Inputs, MediaItem
 from gateway.detect import media_face
 from gateway.detect.face import FaceDetector
-from gateway.detect.media_face import FaceModel, model_files
+from gateway.detect.media_face import FaceBox, FaceModel, FaceSearch, model_files
 from gateway.errors import ConfigError, UninspectableError
 from gateway.registry import FaceBank
 
@@ -112,6 +113,53 @@ def test_nearest_talent_wins(model: FaceModel, reference: np.ndarray) -> None:
     bank = FaceBank(["far", "near"], np.stack([reference + 0.4 * direction, reference + 0.1 * direction]))
     findings = FaceDetector(bank, model=model).detect(ms.image_inputs(ms.portrait()), ms.CONTEXT)
     assert [f.entity for f in findings] == ["near"]
+
+
+class _ScriptedModel:
+    """A FaceModel whose views the test scripts: each view holds one face whose identity is the
+    view's colour (talent: white, stranger: black); `upright` None means no face upright (then
+    `find` has already tried every other view itself)."""
+
+    COLOURS = {"talent": (255, 255, 255), "stranger": (0, 0, 0)}
+
+    def __init__(self, reference: np.ndarray, upright: str | None, turned: list[str | None]) -> None:
+        self.reference, self.upright, self.turns, self.turned_calls = reference, upright, turned, 0
+
+    def find(self, image: Image.Image, **_: object) -> FaceSearch:
+        if self.upright is None:
+            return FaceSearch(image, [], upright=True)
+        return self._view(self.upright, upright=True)
+
+    def turned(self, image: Image.Image, **_: object) -> Iterator[FaceSearch]:
+        self.turned_calls += 1
+        yield from (self._view(who, upright=False) for who in self.turns if who is not None)
+
+    def embed(self, pixels: np.ndarray, face: FaceBox) -> np.ndarray:
+        talent = bool(pixels[0, 0, 0])
+        return self.reference if talent else self.reference + 3.0 * np.eye(128)[0]
+
+    def _view(self, who: str, *, upright: bool) -> FaceSearch:
+        return FaceSearch(Image.new("RGB", (200, 200), self.COLOURS[who]), [FaceBox(0, 0, 120, 120)], upright=upright)
+
+
+@pytest.mark.parametrize(
+    ("upright", "turned", "found", "turns_searched"),
+    [
+        pytest.param("stranger", [None, "talent"], [("face", TALENT)], True, id="decoy upright, talent turned"),
+        pytest.param("talent", ["talent"], [("face", TALENT)], False, id="talent upright: no turn searched"),
+        pytest.param("stranger", [None, None], [], True, id="only a stranger anywhere"),
+        pytest.param(None, ["talent"], [], False, id="no face upright: find's own views decided"),
+    ],
+)
+def test_the_search_goes_on_past_faces_that_are_not_talent(
+    reference: np.ndarray, upright: str | None, turned: list[str | None], found: list, turns_searched: bool
+) -> None:
+    """A stranger's face upright does not end the search: the right-angle turns are searched for
+    registered talent too (a decoy beside a talent's face turned on its side)."""
+    scripted = _ScriptedModel(reference, upright, turned)
+    detector = FaceDetector(ms.demo_index().faces, model=scripted)  # type: ignore[arg-type]
+    assert [(f.kind, f.entity) for f in detector.faces_in(ms.portrait())] == found
+    assert (scripted.turned_calls > 0) is turns_searched
 
 
 def test_too_many_faces_are_not_passed(model: FaceModel) -> None:
