@@ -459,6 +459,10 @@ def fingerprint_media(
     return _fingerprint(media, kind, recorded=recorded, limits=limits)
 
 
+_TAIL_BYTES = 18
+"""a TGA 2.0 file says what it is in its last 18 bytes."""
+
+
 def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputFingerprint | None:
     """The query-side fingerprint of a file on disk (None when not image, audio or video).
 
@@ -471,12 +475,14 @@ def fingerprint_file(path: Path, limits: ContentLimits | None = None) -> OutputF
             head = handle.read(4096)
             digest = hashlib.sha256(head)
             size = len(head)
+            tail = head[-_TAIL_BYTES:]
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
                 size += len(chunk)
+                tail = (tail + chunk)[-_TAIL_BYTES:]
     except OSError as exc:
         raise UninspectableError(f"cannot read ({exc.strerror})", location=location) from exc
-    sniffed = sniff(head)
+    sniffed = sniff(head if size <= len(head) else head + tail)  # what sniff reads: the head, and a TGA's footer
     if sniffed is None or sniffed.kind not in ("image", "audio", "video"):
         return None
     if sniffed.kind == "image":

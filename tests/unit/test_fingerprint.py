@@ -361,3 +361,15 @@ def test_borders_are_trimmed_only_when_there_are_borders() -> None:
 def test_non_media_is_not_fingerprinted() -> None:
     assert fingerprint_media(b"%PDF-1.7 ...") is None
     assert fingerprint_media(b"plain text, not media at all") is None
+
+
+def test_a_tga_file_is_recognised_by_its_footer_however_large(tmp_path: Path) -> None:
+    """TGA 2.0 names itself in its last 18 bytes: a file scan reads them, not only the first 4 KB."""
+    picture = make_image(7, (400, 300))
+    buffer = io.BytesIO()
+    picture.save(buffer, "TGA")
+    path = tmp_path / "frame.tga"
+    path.write_bytes(buffer.getvalue())
+    assert len(buffer.getvalue()) > 4096
+    found = fingerprint_file(path)
+    assert found is not None and found.kind == "image" and found.media_type == "image/x-tga"
