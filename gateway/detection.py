@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -50,7 +50,7 @@ class Detection:
         found: list[Finding] = []
         for detector in self.text:
             found += self._timed(detector, inputs, context)
-        found = without_echoes(found)
+        found = without_echoes(found, {item.location: item.text for item in inputs.texts})
         if not inputs.media:
             return found
         if self.pool is None:
@@ -85,16 +85,36 @@ class Detection:
             self.metrics.observe_ms("greenroom_detector_ms", "time per detector per request", ms, detector=name)
 
 
-def without_echoes(found: list[Finding]) -> list[Finding]:
-    """Drop a finding in an unescaped variant of a text (`gateway.content.unescape`) when the same
-    kind and entity were found in the text as sent: there it can be redacted in place, and the
-    variant only repeats it. What only the decoding revealed stays (and cannot be redacted in place:
-    redaction refuses it, which blocks)."""
+def without_echoes(found: list[Finding], texts: Mapping[str, str] | None = None) -> list[Finding]:
+    """Drop a finding in an unescaped variant of a text (`gateway.content.unescape`) that repeats one
+    in the text as sent: same kind and entity at the original location and, when the texts are
+    given and both have spans, the same matched value (case and spacing aside). There it can be
+    redacted in place. What only the decoding revealed stays (it cannot be redacted in place:
+    redaction refuses it, which blocks), including a second value of the same kind hidden by escapes."""
     if not any(f.location.endswith(UNESCAPED) for f in found):
         return found
-    originals = {(f.kind, f.entity, f.location) for f in found if not f.location.endswith(UNESCAPED)}
-    return [f for f in found
-            if not f.location.endswith(UNESCAPED) or (f.kind, f.entity, without_suffix(f.location)) not in originals]
+    originals: dict[tuple[str, str, str], set[str | None]] = {}
+    for f in found:
+        if not f.location.endswith(UNESCAPED):
+            originals.setdefault((f.kind, f.entity, f.location), set()).add(_value(f, texts))
+    return [f for f in found if not f.location.endswith(UNESCAPED) or not _echoes(f, originals, texts)]
+
+
+def _echoes(finding: Finding, originals: dict[tuple[str, str, str], set[str | None]],
+            texts: Mapping[str, str] | None) -> bool:
+    values = originals.get((finding.kind, finding.entity, without_suffix(finding.location)))
+    if values is None:
+        return False
+    value = _value(finding, texts)
+    return value is None or None in values or value in values
+
+
+def _value(finding: Finding, texts: Mapping[str, str] | None) -> str | None:
+    """The matched text, folded for comparison; None when unknown (no texts or no span)."""
+    if texts is None or finding.span is None or finding.location not in texts:
+        return None
+    start, end = finding.span
+    return " ".join(texts[finding.location][start:end].casefold().split())
 
 
 def load_detection(loaded: LoadedConfig, data_dir: Path, limits: ContentLimits,

@@ -135,11 +135,18 @@ def test_redaction_still_works_beside_an_escape(gateway: GatewayProcess, fake: F
     assert answer.choices[0].message.content == f"You said: {secret}"
 
 
-def test_personal_data_only_an_escape_hides_is_not_sent(gateway: GatewayProcess, fake: FakeProviderProcess) -> None:
-    """An e-mail address written `mara%40example.com` cannot be redacted in place: it is refused."""
+@pytest.mark.parametrize(
+    "content",
+    ["write to mara%40example.com today", "write to ann@example.com and mara%40example.com today"],
+    ids=["escaped alone", "escaped beside a plain one"],
+)
+def test_personal_data_only_an_escape_hides_is_not_sent(
+    gateway: GatewayProcess, fake: FakeProviderProcess, content: str
+) -> None:
+    """An e-mail address written `mara%40example.com` cannot be redacted in place: it is refused,
+    also when another address in the same text could have been."""
     before = len(fake.records("api.openai.com"))
     with pytest.raises(openai.APIStatusError) as refused:
-        sdk(gateway, BOB).chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "write to mara%40example.com today"}])
+        sdk(gateway, BOB).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": content}])
     assert refused.value.response.headers["X-Greenroom-Decision"] == "block"
     assert len(fake.records("api.openai.com")) == before

@@ -46,19 +46,28 @@ def test_the_decoded_text_sits_beside_the_text_as_sent() -> None:
         ("body.prompt", "Eileen%20Collins"), ("body.prompt" + UNESCAPED, "Eileen Collins"), ("body.other", "plain")]
 
 
-def _finding(location: str, entity: str = "email") -> Finding:
-    return Finding("pii", entity, location, 1.0, "pii", (0, 5))
+def _finding(location: str, entity: str = "email", span: tuple[int, int] | None = (0, 5)) -> Finding:
+    return Finding("pii", entity, location, 1.0, "pii", span)
+
+
+V = "body.a" + UNESCAPED
 
 
 @pytest.mark.parametrize(
-    ("found", "kept"),
+    ("found", "texts", "kept"),
     [
-        pytest.param([_finding("body.a"), _finding("body.a" + UNESCAPED)], [0], id="echo of the text as sent: dropped"),
-        pytest.param([_finding("body.a" + UNESCAPED)], [0], id="only the escape hid it: kept"),
-        pytest.param([_finding("body.a", "phone"), _finding("body.a" + UNESCAPED)], [0, 1],
+        pytest.param([_finding("body.a"), _finding(V)], None, [0], id="echo of the text as sent: dropped"),
+        pytest.param([_finding(V)], None, [0], id="only the escape hid it: kept"),
+        pytest.param([_finding("body.a", "phone"), _finding(V)], None, [0, 1],
                      id="another entity in the decoded text: kept"),
-        pytest.param([_finding("body.b"), _finding("body.a" + UNESCAPED)], [0, 1], id="same entity elsewhere: kept"),
+        pytest.param([_finding("body.b"), _finding(V)], None, [0, 1], id="same entity elsewhere: kept"),
+        pytest.param([_finding("body.a", span=(0, 8)), _finding(V, span=(0, 8))],
+                     {"body.a": "a@b.com and c%40d.com", V: "a@b.com and c@d.com"}, [0],
+                     id="same value: an echo"),
+        pytest.param([_finding("body.a", span=(0, 7)), _finding(V, span=(0, 7)), _finding(V, span=(12, 19))],
+                     {"body.a": "a@b.com and c%40d.com", V: "a@b.com and c@d.com"}, [0, 2],
+                     id="a second value the escapes hid: kept"),
     ],
 )
-def test_without_echoes(found: list[Finding], kept: list[int]) -> None:
-    assert without_echoes(found) == [found[i] for i in kept]
+def test_without_echoes(found: list[Finding], texts: dict[str, str] | None, kept: list[int]) -> None:
+    assert without_echoes(found, texts) == [found[i] for i in kept]
