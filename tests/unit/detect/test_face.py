@@ -28,7 +28,7 @@ TALENT = "eileen-collins"
 PORTRAIT_TRANSFORMS = [
     "identity", "jpeg_q30", "jpeg_q10", "upscale_150", "crop_center_10", "crop_center_25", "crop_side_15",
     "rotate_5", "rotate_15_expand", "rotate_90", "mirror", "border", "grayscale", "blur", "screenshot",
-    "collage_tile", "negative", "rotate_45_expand", "rotate_135_expand",
+    "collage_tile", "negative", "rotate_45_expand", "rotate_135_expand", "stretch_wide_150", "stretch_tall_200",
 ]
 
 

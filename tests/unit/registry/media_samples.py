@@ -165,6 +165,8 @@ TRANSFORMS: dict[str, Transform] = {
     "collage_tile": collage,
     "rotate_45_expand": lambda im: im.rotate(45, Image.BILINEAR, expand=True, fillcolor="white"),
     "rotate_135_expand": lambda im: im.rotate(135, Image.BILINEAR, expand=True, fillcolor="white"),
+    "stretch_wide_150": lambda im: im.resize((int(im.width * 1.5), im.height)),
+    "stretch_tall_200": lambda im: im.resize((im.width, im.height * 2)),
     "negative": lambda im: ImageOps.invert(im.convert("RGB")),
     "negative_crop_3": lambda im: ImageOps.invert(crop_center(im, 0.03).convert("RGB")),
 }
