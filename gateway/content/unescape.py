@@ -20,6 +20,8 @@ __all__ = ["UNESCAPED", "unescaped", "without_suffix"]
 
 UNESCAPED = "#unescaped"
 _ROUNDS = 3
+_WHOLE_CHARS = 64 * 1024
+_CONTEXT_CHARS = 256
 _ESCAPE = re.compile(
     r"%[0-9A-Fa-f]{2}"
     r"|&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});?"
@@ -29,16 +31,33 @@ _BACKSLASH = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
 
 
 def unescaped(text: str) -> str | None:
-    """`text` with its escapes decoded (repeatedly, for escaped escapes), or None if it has none."""
+    """`text` with its escapes decoded (repeatedly, for escaped escapes), or None if it has none.
+
+    A text longer than `_WHOLE_CHARS` (a document's) is decoded in windows of `_CONTEXT_CHARS`
+    either side of its escapes, joined by newlines: the detectors then read what the escapes changed
+    and its surroundings, not a second copy of the whole document."""
     if ("%" not in text and "&" not in text and "\\" not in text) or _ESCAPE.search(text) is None:
         return None
-    decoded = text
+    source = text if len(text) <= _WHOLE_CHARS else "\n".join(_windows(text))
+    decoded = source
     for _ in range(_ROUNDS):
         step = _decoded_once(decoded)
         if step == decoded:
             break
         decoded = step
-    return decoded if decoded != text else None
+    return decoded if decoded != source else None
+
+
+def _windows(text: str) -> list[str]:
+    """The stretches of `text` within `_CONTEXT_CHARS` of an escape, overlapping ones merged."""
+    spans: list[list[int]] = []
+    for match in _ESCAPE.finditer(text):
+        start, end = max(0, match.start() - _CONTEXT_CHARS), match.end() + _CONTEXT_CHARS
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    return [text[start:end] for start, end in spans]
 
 
 def without_suffix(location: str) -> str:

@@ -35,6 +35,15 @@ def test_unescaped(text: str, decoded: str | None) -> None:
     assert unescaped(text) == decoded
 
 
+def test_a_long_text_is_decoded_around_its_escapes_only() -> None:
+    """A document-sized text gets the decoded stretches near its escapes, not a second whole copy."""
+    filler = "an ordinary line of a long document\n" * 3000
+    text = filler + "cast: Eileen%20Collins as the lead\n" + filler + "R&amp;D budget\n" + filler
+    decoded = unescaped(text)
+    assert decoded is not None and len(decoded) < 2_000
+    assert "Eileen Collins as the lead" in decoded and "R&D budget" in decoded
+
+
 def _texts(body: object) -> list[tuple[str, str]]:
     request = RequestContent("POST", "/v1/chat/completions", body=json.dumps(body).encode(),
                              content_type="application/json")
