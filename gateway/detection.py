@@ -22,7 +22,7 @@ import structlog
 
 from gateway.config import LoadedConfig
 from gateway.config.models import Capability, Production
-from gateway.content import ContentLimits, Inputs
+from gateway.content import ContentLimits, Inputs, TextItem
 from gateway.content.unescape import UNESCAPED, without_suffix
 from gateway.decision import Reason
 from gateway.detect.finding import DetectionContext, Detector, Finding
@@ -50,7 +50,7 @@ class Detection:
         found: list[Finding] = []
         for detector in self.text:
             found += self._timed(detector, inputs, context)
-        found = without_echoes(found, {item.location: item.text for item in inputs.texts})
+        found = without_echoes(found, inputs.texts)
         if not inputs.media:
             return found
         if self.pool is None:
@@ -85,14 +85,15 @@ class Detection:
             self.metrics.observe_ms("greenroom_detector_ms", "time per detector per request", ms, detector=name)
 
 
-def without_echoes(found: list[Finding], texts: Mapping[str, str] | None = None) -> list[Finding]:
+def without_echoes(found: list[Finding], items: Sequence[TextItem] = ()) -> list[Finding]:
     """Drop a finding in an unescaped variant of a text (`gateway.content.unescape`) that repeats one
-    in the text as sent: same kind and entity at the original location and, when the texts are
-    given and both have spans, the same matched value (case and spacing aside). There it can be
+    in the text as sent: same kind and entity at the original location and, when both texts are
+    among `items` and both findings have spans, the same matched value (case and spacing aside). There it can be
     redacted in place. What only the decoding revealed stays (it cannot be redacted in place:
     redaction refuses it, which blocks), including a second value of the same kind hidden by escapes."""
     if not any(f.location.endswith(UNESCAPED) for f in found):
         return found
+    texts = {item.location: item.text for item in items}
     originals: dict[tuple[str, str, str], set[str | None]] = {}
     for f in found:
         if not f.location.endswith(UNESCAPED):
@@ -101,7 +102,7 @@ def without_echoes(found: list[Finding], texts: Mapping[str, str] | None = None)
 
 
 def _echoes(finding: Finding, originals: dict[tuple[str, str, str], set[str | None]],
-            texts: Mapping[str, str] | None) -> bool:
+            texts: Mapping[str, str]) -> bool:
     values = originals.get((finding.kind, finding.entity, without_suffix(finding.location)))
     if values is None:
         return False
@@ -109,9 +110,9 @@ def _echoes(finding: Finding, originals: dict[tuple[str, str, str], set[str | No
     return value is None or None in values or value in values
 
 
-def _value(finding: Finding, texts: Mapping[str, str] | None) -> str | None:
-    """The matched text, folded for comparison; None when unknown (no texts or no span)."""
-    if texts is None or finding.span is None or finding.location not in texts:
+def _value(finding: Finding, texts: Mapping[str, str]) -> str | None:
+    """The matched text, folded for comparison; None when unknown (no text or no span)."""
+    if finding.span is None or finding.location not in texts:
         return None
     start, end = finding.span
     return " ".join(texts[finding.location][start:end].casefold().split())

@@ -453,8 +453,7 @@ def fingerprint_media(
     sniffed = sniff(data)
     if sniffed is None or sniffed.kind not in ("image", "audio", "video"):
         return None
-    kind: OutputKind = "image" if sniffed.kind == "image" else (
-        "video" if media_kind(data, sniffed.kind) == "video" else "audio")
+    kind: OutputKind = "image" if sniffed.kind == "image" else media_kind(data, sniffed.kind)
     media = MediaItem(data, kind, sniffed.mime, sniffed.mime, location)
     return _fingerprint(media, kind, recorded=recorded, limits=limits)
 

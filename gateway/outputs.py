@@ -287,11 +287,8 @@ def _may_carry_media(data: bytes) -> bool:
 
 
 def _kind(data: bytes, sniffed: Sniffed) -> OutputKind:
-    """Images by their magic; audio or video by the container's streams (a WebM voice clip has no
-    picture, an Ogg or MP3 can carry video or a cover photo: see `media_kind`)."""
-    if sniffed.kind == "image":
-        return "image"
-    return "video" if media_kind(data, sniffed.kind) == "video" else "audio"
+    """Images by their magic; audio or video by the container's streams (see `media_kind`)."""
+    return "image" if sniffed.kind == "image" else media_kind(data, sniffed.kind)
 
 
 def _raw_item(body: bytes, media_type: str, location: str, limits: ContentLimits) -> OutputItem | None:

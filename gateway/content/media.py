@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import av
 import numpy as np
@@ -24,9 +24,6 @@ from gateway.errors import TooLargeError, UninspectableError
 from .failure import translated
 from .inputs import MediaItem, MediaKind
 from .limits import ContentLimits
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["SAMPLE_RATE", "decode_audio", "media_kind", "probe_media", "sample_video_frames"]
 
@@ -54,16 +51,18 @@ def probe_media(data: bytes, limits: ContentLimits, location: str) -> MediaKind:
         return "video" if container.streams.video else "audio"
 
 
-def media_kind(data: bytes, sniffed: MediaKind) -> MediaKind:
-    """`probe_media`'s kind for a container that opens, else `sniffed` (for generated media: a file
-    that does not open is refused as uninspectable by the detectors, which decode it again)."""
+def media_kind(data: bytes, sniffed: MediaKind) -> Literal["audio", "video"]:
+    """`probe_media`'s kind for a container that opens; else "video" when the signature said so and
+    "audio" otherwise (for generated media and files: one that does not open is refused as
+    uninspectable by the decoders, which open it again)."""
+    fallback: Literal["audio", "video"] = "video" if sniffed == "video" else "audio"
     try:
         with _open(data) as container:
             if container.streams.video:
                 return "video"
-            return "audio" if container.streams.audio else sniffed
+            return "audio" if container.streams.audio else fallback
     except (av.FFmpegError, ValueError, OSError):
-        return sniffed
+        return fallback
 
 
 def decode_audio(item: MediaItem, limits: ContentLimits) -> np.ndarray:

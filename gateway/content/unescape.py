@@ -5,8 +5,8 @@
 `Eileen%20Collins`, `&#69;ileen Collins`, `Eileen&nbsp;Collins` and `Eileen\\u0020Collins` are the
 name to a model; a filter that matches only the literal spelling misses them. The collector keeps
 the text as sent (findings there can be redacted in place) and adds the decoded one beside it at
-`location + UNESCAPED`; `gateway.detection` drops a finding there when the same kind and entity
-were found in the original (an echo), so only what the escapes hid is reported from it. Decoding
+`location + UNESCAPED`; `gateway.detection` drops a finding there when the original shows the same
+kind, entity and matched value (an echo), so only what the escapes hid is reported from it. Decoding
 repeats while it changes something, up to three rounds (`%2545` is `%45` is `E`).
 """
 

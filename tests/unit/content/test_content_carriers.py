@@ -482,6 +482,7 @@ def _texts(inputs: Inputs) -> list[str]:
         pytest.param(PNG.hex(), ["image/png"], id="hex"),
         pytest.param(PNG.hex().upper(), ["image/png"], id="upper-case hex"),
         pytest.param("bytes: " + PNG.hex() + " end", ["image/png"], id="hex inside prose"),
+        pytest.param(PNG.hex() + "0", ["image/png"], id="hex with a stray last digit"),
         pytest.param(_b64_layers(PNG.hex().encode(), 1), [], id="base64 of hex: not followed (text to a model)"),
         pytest.param("f" * 200, [], id="long hex without a signature"),
         pytest.param("1f8b" + "0" * 156, [], id="hex opening like gzip: a digest, not a file"),

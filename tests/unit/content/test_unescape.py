@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.content import ContentLimits, RequestContent, extract_inputs
+from gateway.content import ContentLimits, RequestContent, TextItem, extract_inputs
 from gateway.content.unescape import UNESCAPED, unescaped
 from gateway.detect.finding import Finding
 from gateway.detection import without_echoes
@@ -79,4 +79,5 @@ V = "body.a" + UNESCAPED
     ],
 )
 def test_without_echoes(found: list[Finding], texts: dict[str, str] | None, kept: list[int]) -> None:
-    assert without_echoes(found, texts) == [found[i] for i in kept]
+    items = [TextItem(text, location) for location, text in (texts or {}).items()]
+    assert without_echoes(found, items) == [found[i] for i in kept]
